@@ -1,0 +1,51 @@
+# The interface: every target CI or a person runs. `make demo` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEBIAN_PACKAGES := victoria-metrics
+export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
+
+.PHONY: setup system-packages demo test lint pytest unit integration bench package clean
+
+setup: $(STAMP) system-packages
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+system-packages:
+	@infra/scripts/install-system-packages.sh $(DEBIAN_PACKAGES)
+
+demo: setup
+	$(BIN)/python -m infra.stack.demo
+
+test: setup lint pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check function tests infra bench
+	$(BIN)/ruff format --check function tests infra bench
+	$(BIN)/mypy function
+	$(BIN)/lint-imports
+
+pytest: setup
+	$(BIN)/python -m pytest -q
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: setup
+	$(BIN)/python -m pytest -q tests/integration tests/e2e
+
+bench: setup
+	$(BIN)/python bench/bench_core.py
+	$(BIN)/python bench/bench_e2e.py
+
+package:
+	$(PYTHON) infra/scripts/package.py build/function.zip
+
+clean:
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""pod-rebalancer: evicts the busiest and idlest replicas of a CPU-imbalanced Deployment."""

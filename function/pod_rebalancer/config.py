@@ -1,0 +1,209 @@
+"""Settings: every environment variable of the contract, validated once at cold start.
+
+Tests build `Settings(...)` directly; the function calls `load_settings()`, which turns any
+validation failure into a ConfigError naming the variable.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pod_rebalancer.core.guards import AllowList
+from pod_rebalancer.core.model import Policy, Statistic
+from pod_rebalancer.core.names import label_problem, subdomain_problem
+from pod_rebalancer.errors import ConfigError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PATTERN = re.compile(r"[a-z0-9.*-]+")
+_TOPIC = re.compile(r"projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}")
+
+
+def parse_duration(value: object) -> object:
+    """`500ms`, `30s`, `5m`, `1h` or a combination such as `1h30m`; timedelta passes through."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    parts = _DURATION_PART.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{value!r} is not a duration like 500ms, 30s, 5m or 1h")
+    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+
+
+def _split_patterns(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(p.strip() for p in value.split(",") if p.strip())
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Patterns = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_patterns)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    prometheus_endpoint: str
+    prometheus_timeout: Duration = timedelta(seconds=30)
+    prometheus_bearer_token: SecretStr | None = None
+    prometheus_bearer_token_file: Path | None = None
+
+    kube_namespace: str
+    deployment_name: str
+    container_name: str | None = None
+    kube_label_selector: str | None = None
+
+    metrics_time_window: Duration = timedelta(minutes=5)
+    imbalance_statistic: Statistic = Statistic.VARIANCE
+    cpu_variance_threshold: float = Field(default=0.3, ge=0, allow_inf_nan=False)
+    min_pods_required: int = Field(default=3, ge=1)
+    max_pods_to_delete: int = Field(default=2, ge=1, le=100)
+    min_improvement_percent: float = Field(default=10.0, ge=0, le=100, allow_inf_nan=False)
+    min_pod_age: Duration | None = None
+    cooldown: Duration = timedelta(minutes=15)
+    eviction_mode: Literal["evict", "delete"] = "evict"
+    dry_run: bool = True
+
+    allowed_namespaces: Patterns = ()
+    allowed_deployments: Patterns = ("*",)
+    exclude_annotation: str = "pod-rebalancer.io/exclude"
+
+    webhook_token: SecretStr | None = None
+    webhook_token_file: Path | None = None
+    allow_unauthenticated: bool = False
+
+    kube_auth: Literal["auto", "gke", "eks", "incluster", "kubeconfig"] = "auto"
+    gke_cluster: str | None = None
+    gke_endpoint: str | None = None
+    gke_ca_cert: str | None = None
+    eks_cluster_name: str | None = None
+    eks_endpoint: str | None = None
+    eks_ca_cert: str | None = None
+
+    audit_topic: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lower_log_level(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("log_level"), str):
+            data = {**data, "log_level": data["log_level"].lower()}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        endpoint = self.prometheus_endpoint
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", endpoint):
+            raise _invalid("prometheus_endpoint", f"{endpoint!r} is not an http(s) URL")
+        for name, problem in (
+            ("kube_namespace", label_problem(self.kube_namespace)),
+            ("deployment_name", subdomain_problem(self.deployment_name)),
+            ("container_name", label_problem(self.container)),
+        ):
+            if problem:
+                raise _invalid(name, problem)
+        if self.metrics_time_window < timedelta(seconds=1):
+            raise _invalid("metrics_time_window", "must be at least 1s")
+        if self.prometheus_timeout <= timedelta(0):
+            raise _invalid("prometheus_timeout", "must be positive")
+        for name in ("allowed_namespaces", "allowed_deployments"):
+            for pattern in getattr(self, name):
+                if not _PATTERN.fullmatch(pattern):
+                    raise _invalid(
+                        name, f"{pattern!r} is not a name pattern (a-z, 0-9, '-', '.', '*')"
+                    )
+        for name in ("prometheus_bearer_token_file", "webhook_token_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise _invalid(name, f"{path} is not a readable file")
+        if self.audit_topic is not None and not _TOPIC.fullmatch(self.audit_topic):
+            raise _invalid("audit_topic", "must look like projects/PROJECT/topics/TOPIC")
+        return self
+
+    @property
+    def container(self) -> str:
+        return self.container_name or self.deployment_name
+
+    @property
+    def pod_age_minimum(self) -> timedelta:
+        return self.min_pod_age if self.min_pod_age is not None else 2 * self.metrics_time_window
+
+    @property
+    def allow_list(self) -> AllowList:
+        return AllowList(
+            namespaces=self.allowed_namespaces or (self.kube_namespace,),
+            deployments=self.allowed_deployments or ("*",),
+        )
+
+    def policy(self) -> Policy:
+        return Policy(
+            statistic=self.imbalance_statistic,
+            threshold=self.cpu_variance_threshold,
+            min_pods=self.min_pods_required,
+            max_delete=self.max_pods_to_delete,
+            min_improvement_percent=self.min_improvement_percent,
+            min_pod_age=self.pod_age_minimum,
+        )
+
+    def webhook_secret(self) -> str | None:
+        """The token HTTP callers must present; the file is re-read so it can be rotated live."""
+        if self.webhook_token_file is not None:
+            return _read_secret(self.webhook_token_file)
+        return self.webhook_token.get_secret_value() if self.webhook_token else None
+
+    def metrics_secret(self) -> str | None:
+        if self.prometheus_bearer_token_file is not None:
+            return _read_secret(self.prometheus_bearer_token_file)
+        if self.prometheus_bearer_token is not None:
+            return self.prometheus_bearer_token.get_secret_value()
+        return None
+
+
+class _InvalidSettingError(ValueError):
+    pass
+
+
+def _invalid(field: str, problem: str) -> _InvalidSettingError:
+    return _InvalidSettingError(f"{field.upper()}: {problem}")
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None  # an unreadable token file refuses every caller rather than admitting all
+    return text or None
+
+
+def load_settings() -> Settings:
+    """Read and validate the environment; raise ConfigError naming the first bad variable."""
+    try:
+        return Settings()  # required fields come from the environment
+    except ValidationError as exc:
+        raise config_error(exc) from exc
+
+
+def config_error(exc: ValidationError) -> ConfigError:
+    problems = []
+    for error in exc.errors():
+        loc = error.get("loc") or ()
+        message = str(error.get("msg", "invalid"))
+        if loc:
+            variable = str(loc[0]).upper()
+            problem = "is required" if error.get("type") == "missing" else message
+        else:
+            # Cross-field checks carry "VARIABLE: problem" in their message.
+            message = message.removeprefix("Value error, ")
+            variable, _, problem = message.partition(": ")
+        problems.append((variable, problem))
+    variable, problem = problems[0]
+    more = "; ".join(f"{v}: {p}" for v, p in problems[1:])
+    return ConfigError(variable, problem + (f" (also {more})" if more else ""))

@@ -1,0 +1,38 @@
+"""The project's own exception tree; library errors are translated into it once, in the adapters.
+
+RebalancerError
+├── ConfigError          invalid configuration; names the environment variable (HTTP 500)
+├── RequestError         a trigger sent something invalid; names the field (HTTP 400)
+└── DependencyError      a dependency failed; retrying may help, nothing was done (HTTP 503)
+    └── MetricsError     the metrics server was unreachable, slow, erroring or answered nonsense
+"""
+
+from __future__ import annotations
+
+
+class RebalancerError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigError(RebalancerError):
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+class RequestError(RebalancerError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class DependencyError(RebalancerError):
+    """A dependency failed in a way a later retry may fix; the run must stop with nothing done."""
+
+    dependency = "dependency"
+
+
+class MetricsError(DependencyError):
+    dependency = "metrics"

@@ -1,0 +1,67 @@
+"""What one invocation did, per target, and its JSON form (HTTP response and audit record)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pod_rebalancer.core.model import Plan, Target
+
+
+class Action(StrEnum):
+    REBALANCED = "rebalanced"
+    WOULD_REBALANCE = "would_rebalance"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+# A reason outside the core's vocabulary: a dependency failed, so no decision could be made.
+DEPENDENCY_UNAVAILABLE = "dependency_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    target: Target
+    dry_run: bool
+    action: Action
+    reason: str
+    plan: Plan | None = None
+    evicted: tuple[str, ...] = ()
+    errors: dict[str, str] = field(default_factory=dict)
+    retryable: bool = False  # a dependency failed: the caller should retry later
+
+    def to_json(self) -> dict[str, Any]:
+        plan = self.plan
+        summary = plan.summary if plan else None
+        expected = plan.expected_after if plan else None
+        return {
+            "target": {"namespace": self.target.namespace, "deployment": self.target.deployment},
+            "dry_run": self.dry_run,
+            "action": self.action.value,
+            "reason": self.reason,
+            "statistic": plan.statistic.value if plan else None,
+            "value": plan.value if plan else None,
+            "threshold": plan.threshold if plan else None,
+            "statistics": None
+            if summary is None
+            else {
+                "count": summary.count,
+                "mean": summary.mean,
+                "stddev": summary.stddev,
+                "variance": summary.variance,
+                "cv": summary.cv,
+                "min": summary.min,
+                "max": summary.max,
+            },
+            "expected_after": None
+            if expected is None
+            else {"value": expected.value, "improvement_percent": expected.improvement_percent},
+            "selected": [
+                {"pod": s.pod, "cpu": s.cpu, "role": s.role}
+                for s in (plan.selected if plan else ())
+            ],
+            "evicted": list(self.evicted),
+            "ignored_pods": dict(plan.ignored) if plan else {},
+            "errors": dict(self.errors),
+        }

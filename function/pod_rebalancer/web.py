@@ -1,0 +1,99 @@
+"""The HTTP edge: method, auth, size and type checks; then parse, run, and map to a status.
+
+200 decision made (skips included) · 400 bad field · 401 bad token · 405 not POST · 413 over 1 MiB ·
+415 not JSON · 503 a dependency failed (nothing was done) · 500 configuration error or bug.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+import flask
+
+from pod_rebalancer.config import Settings
+from pod_rebalancer.errors import ConfigError, RequestError
+from pod_rebalancer.logs import get_logger
+from pod_rebalancer.report import Outcome
+from pod_rebalancer.service import Rebalancer
+from pod_rebalancer.triggers import parse_manual
+
+MAX_BODY = 1024 * 1024
+
+
+def respond(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> flask.Response:
+    response = flask.Response(
+        json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json"
+    )
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def error(status: int, message: str, **extra: Any) -> flask.Response:
+    headers = {"Allow": "POST"} if status == 405 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="pod-rebalancer"'}
+    return respond(status, {"error": message, **extra}, headers)
+
+
+def authorized(request: flask.Request, settings: Settings) -> bool:
+    if settings.webhook_token is None and settings.webhook_token_file is None:
+        return settings.allow_unauthenticated
+    expected = settings.webhook_secret()
+    if expected is None:
+        return False  # a configured token that cannot be read admits nobody
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
+def read_body(request: flask.Request) -> bytes | None:
+    """The body, or None when it is larger than MAX_BODY (whether or not it declared its length)."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return None
+    data = request.stream.read(MAX_BODY + 1)
+    return None if len(data) > MAX_BODY else data
+
+
+def handle_http(request: flask.Request, service_of: Callable[[], Rebalancer]) -> flask.Response:
+    log = get_logger()
+    if request.method != "POST":
+        return error(405, f"method {request.method} not allowed; use POST")
+    try:
+        service = service_of()
+    except ConfigError as exc:
+        log.critical("invalid configuration: %s", exc, extra={"fields": {"variable": exc.variable}})
+        return error(500, f"invalid configuration: {exc}", variable=exc.variable)
+    if not authorized(request, service.settings):
+        return error(401, "missing or wrong bearer token")
+    raw = read_body(request)
+    if raw is None:
+        return error(413, f"body larger than {MAX_BODY} bytes")
+    body: Any = None
+    if raw.strip():
+        if not request.mimetype or not (
+            request.mimetype == "application/json" or request.mimetype.endswith("+json")
+        ):
+            return error(415, f"Content-Type must be application/json, not {request.mimetype!r}")
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            return error(400, f"body is not valid JSON: {exc}", field="body")
+    try:
+        run_request = parse_manual(body, request.args, service.settings)
+    except RequestError as exc:
+        return error(400, str(exc), field=exc.field)
+    outcomes = service.run(run_request)
+    return respond(status_of(outcomes), {"results": [o.to_json() for o in outcomes]})
+
+
+def status_of(outcomes: list[Outcome]) -> int:
+    """503 when any target could not be decided because a dependency failed: the sender retries."""
+    return 503 if any(o.retryable for o in outcomes) else 200

@@ -1,0 +1,142 @@
+"""Start real servers on free loopback ports, wait (bounded) until they answer, and stop them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+FUNCTION_DIR = REPO / "function"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """A child process with its output in a log file, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            list(argv),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,  # so stop() reaches any children too
+        )
+
+    def wait_http(self, url: str, timeout: float = 20.0, ok: Sequence[int] = (200,)) -> None:
+        """Poll `url` until it answers with one of `ok`; fail with the log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self.tail()}")
+            try:
+                status = httpx.get(url, timeout=1.0).status_code
+                if status in ok:
+                    return
+                last = f"HTTP {status}"
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready at {url} after {timeout}s ({last}): {self.tail()}")
+
+    def tail(self, size: int = 2000) -> str:
+        self._log.flush()
+        with contextlib.suppress(OSError):
+            return self.log_path.read_bytes()[-size:].decode(errors="replace")
+        return ""
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(grace)
+        self._log.close()
+
+
+def setting_names() -> set[str]:
+    """Every environment variable the function reads (the machine may set some, e.g. CONTAINER_NAME)."""
+    sys.path.insert(0, str(FUNCTION_DIR)) if str(FUNCTION_DIR) not in sys.path else None
+    from pod_rebalancer.config import Settings  # noqa: PLC0415
+
+    return {name.upper() for name in Settings.model_fields}
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any of the function's variables."""
+    names = setting_names()
+    return {key: value for key, value in os.environ.items() if key.upper() not in names}
+
+
+def venv_bin(name: str) -> str:
+    """A console script installed beside the running interpreter (the project's .venv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+class FunctionServer:
+    """The function served by functions-framework, as Cloud Functions runs it."""
+
+    def __init__(
+        self, target: str, env: Mapping[str, str], log_dir: Path, signature: str = "http"
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = clean_env()
+        full_env.update(env)
+        full_env["PYTHONPATH"] = str(FUNCTION_DIR)
+        argv = [
+            venv_bin("functions-framework"),
+            f"--target={target}",
+            f"--source={FUNCTION_DIR / 'main.py'}",
+            f"--signature-type={signature}",
+            "--host=127.0.0.1",
+            f"--port={self.port}",
+        ]
+        self.server = ServerProcess(f"function-{target}", argv, log_dir, env=full_env, cwd=FUNCTION_DIR)
+        # Any HTTP answer means the server is up (the function itself answers GET with 405).
+        self.server.wait_http(self.url, ok=range(200, 600))
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@contextlib.contextmanager
+def function_server(
+    target: str, env: Mapping[str, str], log_dir: Path, signature: str = "http"
+) -> Iterator[FunctionServer]:
+    server = FunctionServer(target, env, log_dir, signature)
+    try:
+        yield server
+    finally:
+        server.stop()

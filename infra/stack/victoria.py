@@ -1,0 +1,76 @@
+"""VictoriaMetrics (Debian package `victoria-metrics`) on a free loopback port, and data import."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+from infra.stack.processes import ServerProcess, free_port
+
+
+class VictoriaMetrics:
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("victoria-metrics")
+        if binary is None:
+            raise RuntimeError("victoria-metrics is not installed: run `make setup`")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        data = workdir / "victoria-data"
+        data.mkdir(parents=True, exist_ok=True)
+        self.server = ServerProcess(
+            "victoria-metrics",
+            [
+                binary,
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+                f"-storageDataPath={data}",
+                "-retentionPeriod=1",
+                "-search.disableCache",  # tests import history after querying; never serve stale
+                "-loggerLevel=WARN",
+            ],
+            workdir,
+        )
+        self.server.wait_http(f"{self.url}/health")
+        self._http = httpx.Client(base_url=self.url, timeout=60.0)
+
+    def import_series(self, series: Iterable[Mapping[str, object]]) -> None:
+        """Push JSON-line series ({"metric", "values", "timestamps" in ms}) and make them visible."""
+        body = "\n".join(json.dumps(s, separators=(",", ":")) for s in series).encode()
+        response = self._http.post("/api/v1/import", content=body)
+        response.raise_for_status()
+        self.flush()
+
+    def flush(self) -> None:
+        self._http.get("/internal/force_flush").raise_for_status()
+
+    def query(self, promql: str, at: float) -> list[dict[str, object]]:
+        response = self._http.post("/api/v1/query", data={"query": promql, "time": f"{at:.3f}"})
+        response.raise_for_status()
+        result: list[dict[str, object]] = response.json()["data"]["result"]
+        return result
+
+    def stop(self) -> None:
+        self._http.close()
+        self.server.stop()
+
+
+@contextlib.contextmanager
+def victoria_metrics(workdir: Path) -> Iterator[VictoriaMetrics]:
+    vm = VictoriaMetrics(workdir)
+    try:
+        yield vm
+    finally:
+        vm.stop()
+
+
+def scalar(vm: VictoriaMetrics, promql: str, at: float) -> float:
+    result = vm.query(promql, at)
+    if len(result) != 1:
+        raise AssertionError(f"{promql} returned {len(result)} series")
+    value = result[0]["value"]
+    assert isinstance(value, Sequence)
+    return float(value[1])
