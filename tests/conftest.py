@@ -1,0 +1,46 @@
+"""Shared fixtures: a clean environment for every test, and real servers started once per session."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.stack.processes import setting_names
+from infra.stack.victoria import VictoriaMetrics
+
+SETTING_NAMES = sorted(setting_names())
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees the machine's own variables that share a name with a setting (CONTAINER_NAME)."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    saved = dict(os.environ)
+    logger = logging.getLogger("pod_rebalancer")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def victoria(session_dir: Path) -> Iterator[VictoriaMetrics]:
+    """A real VictoriaMetrics on a free loopback port, shared by the session; tests use own series."""
+    vm = VictoriaMetrics(session_dir)
+    try:
+        yield vm
+    finally:
+        vm.stop()
