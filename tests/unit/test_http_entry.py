@@ -1,0 +1,186 @@
+"""The `rebalance` HTTP entry point through functions-framework's real app: every status code."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from functions_framework import create_app
+
+from infra.stack.processes import free_port
+
+MAIN = str(Path(__file__).resolve().parents[2] / "function" / "main.py")
+TOKEN = "s3cret-token-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    # Nothing listens on this port: any metrics query is refused, so no test here can act.
+    monkeypatch.setenv("PROMETHEUS_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("PROMETHEUS_TIMEOUT", "2s")
+    monkeypatch.setenv("KUBE_NAMESPACE", "posthog")
+    monkeypatch.setenv("DEPLOYMENT_NAME", "ingestion-consumer")
+    monkeypatch.setenv("WEBHOOK_TOKEN", TOKEN)
+    return monkeypatch
+
+
+def client() -> FlaskClient:
+    return create_app("rebalance", MAIN, "http").test_client()
+
+
+def test_refuses_methods_other_than_post(env: pytest.MonkeyPatch) -> None:
+    for method in ("get", "put", "delete", "patch"):
+        response = getattr(client(), method)("/", headers=AUTH)
+        assert response.status_code == 405
+        assert response.headers["Allow"] == "POST"
+        assert "POST" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "Bearer wrong", f"Basic {TOKEN}", "Bearer", f"Bearer {TOKEN}x", f"bearer{TOKEN}"],
+)
+def test_refuses_missing_or_wrong_token(env: pytest.MonkeyPatch, header: str | None) -> None:
+    headers = {"Authorization": header} if header is not None else {}
+    response = client().post("/", json={"dry_run": True}, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert TOKEN not in response.get_data(as_text=True)
+
+
+def test_token_file_is_reread_so_it_can_be_rotated(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("first\n")
+    env.delenv("WEBHOOK_TOKEN")
+    env.setenv("WEBHOOK_TOKEN_FILE", str(token_file))
+    app = client()
+    bad = {"namespace": "Bad"}  # a 400 proves the token was accepted without touching metrics
+    assert app.post("/", json=bad, headers={"Authorization": "Bearer first"}).status_code == 400
+    token_file.write_text("second\n")
+    assert app.post("/", json=bad, headers={"Authorization": "Bearer first"}).status_code == 401
+    assert app.post("/", json=bad, headers={"Authorization": "Bearer second"}).status_code == 400
+
+
+def test_refuses_every_call_when_no_token_is_configured(env: pytest.MonkeyPatch) -> None:
+    env.delenv("WEBHOOK_TOKEN")
+    assert client().post("/", json={"namespace": "Bad"}).status_code == 401
+
+
+def test_allow_unauthenticated_admits_calls_without_token(env: pytest.MonkeyPatch) -> None:
+    env.delenv("WEBHOOK_TOKEN")
+    env.setenv("ALLOW_UNAUTHENTICATED", "true")
+    assert client().post("/", json={"namespace": "Bad"}).status_code == 400
+
+
+def test_refuses_a_body_over_one_mebibyte(env: pytest.MonkeyPatch) -> None:
+    body = b'{"namespace": "' + b"a" * (2 * 1024 * 1024) + b'"}'
+    response = client().post("/", data=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_refuses_an_oversized_body_sent_without_content_length(env: pytest.MonkeyPatch) -> None:
+    # As a WSGI server presents a chunked upload: no CONTENT_LENGTH, input marked terminated.
+    response = client().post(
+        "/",
+        input_stream=io.BytesIO(b" " * (1024 * 1024 + 10)),
+        headers={**AUTH, "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_refuses_bodies_that_are_not_json(env: pytest.MonkeyPatch, content_type: str) -> None:
+    response = client().post(
+        "/", data='{"dry_run": true}', headers={**AUTH, "Content-Type": content_type}
+    )
+    assert response.status_code == 415
+
+
+def test_malformed_json_is_a_400_naming_the_body(env: pytest.MonkeyPatch) -> None:
+    response = client().post(
+        "/", data="{not json", headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"namespace": 'x"} or vector(1) #'}, "namespace"),
+        ({"namespace": "UPPER"}, "namespace"),
+        ({"deployment": 'a"}[5m]) or on() vector(1'}, "deployment"),
+        ({"deployment": "-leading-dash"}, "deployment"),
+        ({"dry_run": "yes"}, "dry_run"),
+        ({"namespace": 7}, "namespace"),
+        ({"unknown": 1}, "unknown"),
+        ([1, 2], "body"),
+    ],
+)
+def test_invalid_fields_are_a_400_naming_the_field(
+    env: pytest.MonkeyPatch, body: object, field: str
+) -> None:
+    response = client().post("/", json=body, headers=AUTH)
+    assert response.status_code == 400
+    payload = response.get_json()
+    assert payload["field"] == field
+    assert field in payload["error"]
+
+
+def test_invalid_dry_run_query_flag_is_a_400(env: pytest.MonkeyPatch) -> None:
+    response = client().post("/?dry_run=maybe", json={}, headers=AUTH)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "dry_run"
+
+
+def test_unreachable_metrics_server_is_a_503_with_nothing_done(env: pytest.MonkeyPatch) -> None:
+    response = client().post("/", json={"dry_run": True}, headers=AUTH)
+    assert response.status_code == 503
+    (result,) = response.get_json()["results"]
+    assert result["action"] == "failed"
+    assert result["reason"] == "dependency_unavailable"
+    assert result["evicted"] == []
+    assert result["selected"] == []
+    assert "metrics" in result["errors"]
+
+
+def test_empty_body_runs_the_default_target(env: pytest.MonkeyPatch) -> None:
+    response = client().post("/", headers=AUTH)
+    (result,) = response.get_json()["results"]
+    assert result["target"] == {"namespace": "posthog", "deployment": "ingestion-consumer"}
+
+
+def test_target_outside_the_allow_list_is_skipped_without_a_query(
+    env: pytest.MonkeyPatch,
+) -> None:
+    response = client().post("/", json={"namespace": "kube-system"}, headers=AUTH)
+    assert response.status_code == 200  # the metrics server is down, so no query was made
+    (result,) = response.get_json()["results"]
+    assert (result["action"], result["reason"]) == ("skipped", "target_not_allowed")
+
+
+def test_invalid_configuration_is_a_500_naming_the_variable(env: pytest.MonkeyPatch) -> None:
+    env.setenv("CPU_VARIANCE_THRESHOLD", "lots")
+    response = client().post("/", json={}, headers=AUTH)
+    assert response.status_code == 500
+    payload = response.get_json()
+    assert payload["variable"] == "CPU_VARIANCE_THRESHOLD"
+    assert "CPU_VARIANCE_THRESHOLD" in payload["error"]
+
+
+def test_logs_one_json_line_per_decision_without_secrets(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client().post("/", json={"namespace": "kube-system"}, headers=AUTH)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    decisions = [line for line in lines if line.get("event") == "decision"]
+    assert len(decisions) == 1
+    assert decisions[0]["severity"] == "INFO"
+    assert decisions[0]["reason"] == "target_not_allowed"
+    assert decisions[0]["target"] == "kube-system/ingestion-consumer"
+    assert all(TOKEN not in json.dumps(line) for line in lines)
