@@ -1,4 +1,4 @@
-"""Shared fixtures: a clean environment for every test, and real servers started once per session."""
+"""Shared fixtures: a clean environment for every test; real servers started once per session."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ SETTING_NAMES = sorted(setting_names())
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test sees the machine's own variables that share a name with a setting (CONTAINER_NAME)."""
+    """No test sees machine variables that share a name with a setting (e.g. CONTAINER_NAME)."""
     for name in SETTING_NAMES:
         monkeypatch.delenv(name, raising=False)
     saved = dict(os.environ)
@@ -38,7 +38,7 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def victoria(session_dir: Path) -> Iterator[VictoriaMetrics]:
-    """A real VictoriaMetrics on a free loopback port, shared by the session; tests use own series."""
+    """A real VictoriaMetrics on a free loopback port for the session; each test owns its series."""
     vm = VictoriaMetrics(session_dir)
     try:
         yield vm

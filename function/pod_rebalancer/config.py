@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     gke_cluster: str | None = None
     gke_endpoint: str | None = None
     gke_ca_cert: str | None = None
+    gke_api_endpoint: str = "https://container.googleapis.com"
     eks_cluster_name: str | None = None
     eks_endpoint: str | None = None
     eks_ca_cert: str | None = None

@@ -36,3 +36,12 @@ class DependencyError(RebalancerError):
 
 class MetricsError(DependencyError):
     dependency = "metrics"
+
+
+class KubernetesError(DependencyError):
+    dependency = "kubernetes"
+
+    def __init__(self, message: str, status: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from pod_rebalancer.core.model import Statistic, Summary
 from pod_rebalancer.core.stats import summarize
 
-PROPERTY = settings(max_examples=200, deadline=None)
+PROPERTY = settings(max_examples=100, deadline=None)
 
 # CPU in cores: never negative, never absurdly large.
 cpu = st.floats(min_value=0.0, max_value=1e3, allow_nan=False, allow_infinity=False)
-cpu_lists = st.lists(cpu, min_size=1, max_size=30)
+cpu_lists = st.lists(cpu, min_size=1, max_size=20)
 
 
 def of(values: list[float]) -> Summary:
@@ -107,18 +107,12 @@ def test_every_field_is_invariant_under_permutation(values: list[float], data: s
 
 @PROPERTY
 @given(values=cpu_lists)
-def test_variance_is_never_negative(values: list[float]) -> None:
+def test_is_never_negative_and_agrees_with_the_statistics_module(values: list[float]) -> None:
     summary = of(values)
 
     assert summary.variance >= 0.0
     assert summary.stddev >= 0.0
     assert summary.cv >= 0.0
-
-
-@PROPERTY
-@given(values=cpu_lists)
-def test_agrees_with_the_statistics_module_on_any_cpu_values(values: list[float]) -> None:
-    summary = of(values)
     # Absolute slack for sets whose spread is pure rounding (all values equal).
     assert summary.mean == pytest.approx(statistics.fmean(values), rel=1e-12, abs=1e-12)
     assert summary.variance == pytest.approx(statistics.pvariance(values), rel=1e-9, abs=1e-12)
@@ -128,7 +122,7 @@ def test_agrees_with_the_statistics_module_on_any_cpu_values(values: list[float]
 
 @PROPERTY
 @given(
-    values=st.lists(st.floats(min_value=0.01, max_value=100.0), min_size=2, max_size=30),
+    values=st.lists(st.floats(min_value=0.01, max_value=100.0), min_size=2, max_size=20),
     scale=st.floats(min_value=1e-3, max_value=1e3),
 )
 def test_cv_is_scale_invariant_while_variance_scales_by_the_square(

@@ -116,8 +116,11 @@ def _per_pod(result: list[dict[str, Any]]) -> dict[str, float]:
     for series in result:
         try:
             pod = series["metric"].get("pod")
-            raw = series["value"][1]
-            value = float(raw)
+            sample = series["value"]
+            # The API's sample is always [timestamp, "value as a string"]; refuse anything else.
+            if not isinstance(sample, list) or len(sample) != 2 or not isinstance(sample[1], str):
+                raise TypeError("a sample must be [timestamp, string]")
+            value = float(sample[1])
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise MetricsError(
                 f"metrics server returned a malformed sample: {series!r:.200}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from pod_rebalancer.core.model import PodInfo, PodSkip, Reason, Target
+from pod_rebalancer.core.model import LeaseState, PodInfo, PodSkip, Reason, Target
 
 
 @lru_cache(maxsize=256)
@@ -71,6 +71,25 @@ def in_cooldown(
 ) -> Reason | None:
     if last_rebalance is not None and now - last_rebalance < cooldown:
         return Reason.COOLDOWN
+    return None
+
+
+def lease_refusal(
+    lease: LeaseState | None, me: str, now: datetime, cooldown: timedelta
+) -> Reason | None:
+    """Cooldown first (it outlives any holder), then a live lock held by another invocation."""
+    if lease is None:
+        return None
+    cooling = in_cooldown(lease.last_rebalance, now, cooldown)
+    if cooling is not None:
+        return cooling
+    return Reason.LOCKED if lease.held_by_other(me, now) else None
+
+
+def pods_not_ready(pods: Sequence[PodInfo]) -> Reason | None:
+    """A pod that is neither Ready nor on its way out means the group is already disrupted."""
+    if any(not pod.ready and not pod.terminating for pod in pods):
+        return Reason.PODS_NOT_READY
     return None
 
 

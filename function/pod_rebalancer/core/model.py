@@ -94,6 +94,21 @@ class PodInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaseState:
+    """The target's lock and memory: who holds it until when, and when it last acted."""
+
+    holder: str | None
+    renewed_at: datetime | None
+    duration: timedelta
+    last_rebalance: datetime | None
+
+    def held_by_other(self, me: str, now: datetime) -> bool:
+        if not self.holder or self.holder == me or self.renewed_at is None:
+            return False
+        return now < self.renewed_at + self.duration
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """Descriptive statistics of per-pod CPU (cores), population formulas as PromQL uses."""
 

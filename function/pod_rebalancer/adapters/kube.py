@@ -1,0 +1,418 @@
+"""The Kubernetes API through the official client: Deployment, pods, Lease, eviction, Events.
+
+The client supplies configuration, authentication, TLS and connection pooling; requests go through
+`ApiClient.call_api` with JSON bodies and raw JSON answers, parsed into light records, because
+building full model objects for 10,000 pods costs seconds and hundreds of MiB. Every library error
+is translated here, once, into KubernetesError; expected answers (404, 409, 429) become values.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from pod_rebalancer.core.guards import DeploymentState
+from pod_rebalancer.core.model import LeaseState, PodInfo, Target
+from pod_rebalancer.errors import KubernetesError
+
+LAST_REBALANCE = "pod-rebalancer.io/last-rebalance"
+LAST_SELECTION = "pod-rebalancer.io/last-selection"
+COMPONENT = "pod-rebalancer"
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_time(value: datetime, micro: bool = False) -> str:
+    """RFC 3339 in UTC as Kubernetes writes it: `Time` in seconds, `MicroTime` in microseconds."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def excluded(annotations: object, key: str) -> bool:
+    """Opt-out: the annotation with any value but "false" excludes."""
+    if not isinstance(annotations, dict) or key not in annotations:
+        return False
+    return str(annotations[key]).strip().lower() != "false"
+
+
+def selector_string(selector: dict[str, Any]) -> str:
+    """A LabelSelector (matchLabels and matchExpressions) as the `labelSelector` query string."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression["key"], expression["operator"]
+        values = ",".join(sorted(expression.get("values") or []))
+        if operator == "In":
+            parts.append(f"{key} in ({values})")
+        elif operator == "NotIn":
+            parts.append(f"{key} notin ({values})")
+        elif operator == "Exists":
+            parts.append(key)
+        elif operator == "DoesNotExist":
+            parts.append(f"!{key}")
+        else:
+            raise KubernetesError(f"unsupported selector operator {operator!r}")
+    if not parts:
+        # An empty selector matches every pod in the namespace: never act on that.
+        raise KubernetesError("the Deployment has an empty selector")
+    return ",".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    target: Target
+    uid: str
+    selector: str
+    containers: tuple[str, ...]
+    state: DeploymentState
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    name: str
+    namespace: str
+    resource_version: str
+    state: LeaseState
+    body: dict[str, Any]
+
+
+class EvictionStatus(StrEnum):
+    EVICTED = "evicted"
+    BLOCKED = "blocked"  # 429: a PodDisruptionBudget said no
+    GONE = "gone"  # 404: the pod is already gone
+    CHANGED = "changed"  # 409: the pod's UID changed (a new pod under the old name)
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class EvictionResult:
+    pod: str
+    status: EvictionStatus
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: Any
+
+
+class Cluster:
+    """The slice of the Kubernetes API pod-rebalancer uses."""
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        exclude_annotation: str,
+        timeout: float = 15.0,
+    ) -> None:
+        self._api = api
+        self._exclude = exclude_annotation
+        self._timeout = timeout
+
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    # Reads
+
+    def deployment(self, target: Target) -> Deployment | None:
+        path = (
+            f"/apis/apps/v1/namespaces/{_q(target.namespace)}/deployments/{_q(target.deployment)}"
+        )
+        answer = self._call("GET", path, expect=(200, 404))
+        if answer.status == 404:
+            return None
+        try:
+            return self._parse_deployment(target, answer.body)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise KubernetesError(f"unreadable Deployment {target}: {exc!r}") from exc
+
+    def _parse_deployment(self, target: Target, body: dict[str, Any]) -> Deployment:
+        meta, spec, status = body["metadata"], body["spec"], body.get("status") or {}
+        replicas = int(spec.get("replicas", 1))
+        template = spec.get("template") or {}
+        containers = tuple(c["name"] for c in (template.get("spec") or {}).get("containers", []))
+        state = DeploymentState(
+            generation=int(meta.get("generation", 0)),
+            observed_generation=int(status.get("observedGeneration", 0)),
+            replicas=replicas,
+            updated_replicas=int(status.get("updatedReplicas", 0)),
+            available_replicas=int(status.get("availableReplicas", 0)),
+            # The server omits zero fields; pods missing from status.replicas count as unavailable.
+            unavailable_replicas=int(status.get("unavailableReplicas", 0)),
+            excluded=excluded(meta.get("annotations"), self._exclude),
+        )
+        return Deployment(
+            target=target,
+            uid=str(meta.get("uid", "")),
+            selector=selector_string(spec["selector"]),
+            containers=containers,
+            state=state,
+        )
+
+    def pods(self, namespace: str, selector: str) -> list[PodInfo]:
+        answer = self._call(
+            "GET", f"/api/v1/namespaces/{_q(namespace)}/pods", query={"labelSelector": selector}
+        )
+        try:
+            items = answer.body["items"]
+            return [self._parse_pod(item) for item in items or ()]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise KubernetesError(f"unreadable pod list in {namespace}: {exc!r}") from exc
+
+    def _parse_pod(self, item: dict[str, Any]) -> PodInfo:
+        meta = item["metadata"]
+        status = item.get("status") or {}
+        ready = False
+        for condition in status.get("conditions") or ():
+            if condition.get("type") == "Ready":
+                ready = condition.get("status") == "True"
+                break
+        return PodInfo(
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            ready=ready and status.get("phase") == "Running",
+            created_at=parse_time(meta.get("creationTimestamp")),
+            excluded=excluded(meta.get("annotations"), self._exclude),
+            terminating=bool(meta.get("deletionTimestamp")),
+        )
+
+    # The Lease: lock and cooldown memory, with optimistic concurrency on resourceVersion
+
+    def lease(self, namespace: str, name: str) -> Lease | None:
+        answer = self._call("GET", _lease_path(namespace, name), expect=(200, 404))
+        return None if answer.status == 404 else _parse_lease(answer.body)
+
+    def create_lease(self, namespace: str, name: str, body: dict[str, Any]) -> Lease | None:
+        """Create the Lease; None when another invocation created it first (409)."""
+        answer = self._call("POST", _lease_path(namespace), body=body, expect=(200, 201, 409))
+        return None if answer.status == 409 else _parse_lease(answer.body)
+
+    def replace_lease(self, lease: Lease, body: dict[str, Any]) -> Lease | None:
+        """Replace the Lease if nobody changed it since we read it; None on a 409 Conflict."""
+        body = {**body, "metadata": {**body["metadata"], "resourceVersion": lease.resource_version}}
+        answer = self._call(
+            "PUT", _lease_path(lease.namespace, lease.name), body=body, expect=(200, 409)
+        )
+        return None if answer.status == 409 else _parse_lease(answer.body)
+
+    # Writes to pods
+
+    def evict(self, namespace: str, pod: str, uid: str, dry_run: bool) -> EvictionResult:
+        options: dict[str, Any] = {"preconditions": {"uid": uid}}
+        if dry_run:
+            options["dryRun"] = ["All"]
+        body = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": pod, "namespace": namespace},
+            "deleteOptions": options,
+        }
+        path = f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(pod)}/eviction"
+        query = {"dryRun": "All"} if dry_run else None
+        return self._pod_write(pod, "POST", path, body, query)
+
+    def delete(self, namespace: str, pod: str, uid: str, dry_run: bool) -> EvictionResult:
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "preconditions": {"uid": uid},
+        }
+        if dry_run:
+            body["dryRun"] = ["All"]
+        path = f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(pod)}"
+        query = {"dryRun": "All"} if dry_run else None
+        return self._pod_write(pod, "DELETE", path, body, query)
+
+    def _pod_write(
+        self, pod: str, method: str, path: str, body: dict[str, Any], query: dict[str, str] | None
+    ) -> EvictionResult:
+        answer = self._call(method, path, query=query, body=body, expect=(200, 201, 404, 409, 429))
+        message = _status_message(answer.body)
+        if answer.status in (200, 201):
+            return EvictionResult(pod, EvictionStatus.EVICTED)
+        if answer.status == 429:
+            return EvictionResult(pod, EvictionStatus.BLOCKED, message)
+        if answer.status == 404:
+            return EvictionResult(pod, EvictionStatus.GONE, message)
+        return EvictionResult(pod, EvictionStatus.CHANGED, message)
+
+    # Events
+
+    def event(
+        self,
+        deployment: Deployment,
+        reason: str,
+        message: str,
+        *,
+        warning: bool,
+        now: datetime,
+        instance: str,
+    ) -> None:
+        target = deployment.target
+        stamp = format_time(now)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{target.deployment}.{secrets.token_hex(8)}"[-253:].lstrip(".-"),
+                "namespace": target.namespace,
+            },
+            "involvedObject": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": target.deployment,
+                "namespace": target.namespace,
+                "uid": deployment.uid,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": instance[:128],
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        self._call(
+            "POST",
+            f"/api/v1/namespaces/{_q(target.namespace)}/events",
+            body=body,
+            expect=(200, 201),
+        )
+
+    # The one place library errors are translated
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> _Answer:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            request = self._api.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=list((query or {}).items()),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self._api.call_api(*request, _request_timeout=self._timeout)
+            raw = response.read()  # type: ignore[no-untyped-call]
+        except ApiException as exc:
+            raise KubernetesError(
+                f"Kubernetes API {method} {path} failed: {exc.reason or exc}", exc.status
+            ) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubernetesError(f"Kubernetes API unreachable ({method} {path}): {exc}") from exc
+        status = int(response.status)
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError as exc:
+            raise KubernetesError(
+                f"Kubernetes API {method} {path} answered HTTP {status} with a non-JSON body",
+                status,
+            ) from exc
+        if status not in expect:
+            reason = parsed.get("reason") if isinstance(parsed, dict) else None
+            raise KubernetesError(
+                f"Kubernetes API {method} {path} answered HTTP {status}: "
+                f"{_status_message(parsed) or 'no message'}",
+                status,
+                reason,
+            )
+        return _Answer(status, parsed)
+
+
+def _q(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+def _lease_path(namespace: str, name: str | None = None) -> str:
+    base = f"/apis/coordination.k8s.io/v1/namespaces/{_q(namespace)}/leases"
+    return base if name is None else f"{base}/{_q(name)}"
+
+
+def _status_message(body: object) -> str:
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        message = str(body.get("message", ""))
+        causes = (body.get("details") or {}).get("causes") or []
+        extra = "; ".join(str(c.get("message", "")) for c in causes if c.get("message"))
+        return f"{message} ({extra})" if extra else message
+    return ""
+
+
+def _parse_lease(body: dict[str, Any]) -> Lease:
+    try:
+        meta, spec = body["metadata"], body.get("spec") or {}
+        annotations = meta.get("annotations") or {}
+        state = LeaseState(
+            holder=spec.get("holderIdentity") or None,
+            renewed_at=parse_time(spec.get("renewTime") or spec.get("acquireTime")),
+            duration=timedelta(seconds=int(spec.get("leaseDurationSeconds") or 0)),
+            last_rebalance=parse_time(annotations.get(LAST_REBALANCE)),
+        )
+        return Lease(meta["name"], meta["namespace"], str(meta["resourceVersion"]), state, body)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise KubernetesError(f"unreadable Lease: {exc!r}") from exc
+
+
+def lease_body(
+    namespace: str,
+    name: str,
+    *,
+    holder: str | None,
+    now: datetime,
+    duration: timedelta,
+    last_rebalance: datetime | None,
+    selection: str = "",
+    previous: Lease | None = None,
+) -> dict[str, Any]:
+    """The Lease as this invocation wants it; the previous body keeps foreign labels/annotations."""
+    meta = dict((previous.body.get("metadata") if previous else None) or {})
+    annotations = dict(meta.get("annotations") or {})
+    if last_rebalance is not None:
+        annotations[LAST_REBALANCE] = format_time(last_rebalance)
+    if selection:
+        annotations[LAST_SELECTION] = selection
+    labels = dict(meta.get("labels") or {})
+    labels["app.kubernetes.io/managed-by"] = COMPONENT
+    metadata = {"name": name, "namespace": namespace, "labels": labels, "annotations": annotations}
+    spec: dict[str, Any] = {
+        "holderIdentity": holder,
+        "leaseDurationSeconds": max(1, int(duration.total_seconds())),
+        "renewTime": format_time(now, micro=True),
+    }
+    if holder is not None:
+        spec["acquireTime"] = format_time(now, micro=True)
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": metadata,
+        "spec": spec,
+    }
