@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pod_rebalancer import logs
+from pod_rebalancer.adapters.kube import Cluster
+from pod_rebalancer.adapters.kube_auth import api_client
 from pod_rebalancer.adapters.prometheus import PrometheusClient
 from pod_rebalancer.config import Settings, load_settings
 from pod_rebalancer.service import Rebalancer
@@ -25,7 +27,8 @@ def build(settings: Settings | None = None) -> Rebalancer:
     metrics = PrometheusClient(
         settings.prometheus_endpoint, settings.prometheus_timeout, token=settings.metrics_secret
     )
-    return Rebalancer(settings, metrics, clock=utc_now, log=log)
+    cluster = Cluster(api_client(settings), exclude_annotation=settings.exclude_annotation)
+    return Rebalancer(settings, metrics, cluster, clock=utc_now, log=log)
 
 
 class Lazy:

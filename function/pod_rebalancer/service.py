@@ -1,16 +1,26 @@
-"""The service: the one place that calls both the ports (metrics, cluster, clock) and the core."""
+"""The service: the one place that calls both the ports (metrics, cluster, clock) and the core.
+
+Per target: allowed → Deployment found, not excluded, settled → not cooling down or locked →
+pods all Ready → metrics → plan → (dry run: the same evictions sent with dryRun=All) or
+(lock, evict with UID preconditions, stop at the first PDB refusal, unlock) → Event → report.
+"""
 
 from __future__ import annotations
 
 import logging
+import secrets
+import socket
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from pod_rebalancer import locking
+from pod_rebalancer.adapters.kube import Deployment, EvictionResult, EvictionStatus
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core import planner
-from pod_rebalancer.core.guards import target_not_allowed
-from pod_rebalancer.core.model import Plan, Target
+from pod_rebalancer.core.guards import first_refusal, pods_not_ready, target_not_allowed
+from pod_rebalancer.core.model import Plan, PodInfo, Reason, Target
 from pod_rebalancer.errors import DependencyError
 from pod_rebalancer.logs import get_logger
 from pod_rebalancer.report import DEPENDENCY_UNAVAILABLE, Action, Outcome
@@ -23,21 +33,63 @@ class MetricsSource(Protocol):
     ) -> dict[str, float]: ...
 
 
+class ClusterPort(locking.LeaseStore, Protocol):
+    def deployment(self, target: Target) -> Deployment | None: ...
+    def pods(self, namespace: str, selector: str) -> list[PodInfo]: ...
+    def evict(self, namespace: str, pod: str, uid: str, dry_run: bool) -> EvictionResult: ...
+    def delete(self, namespace: str, pod: str, uid: str, dry_run: bool) -> EvictionResult: ...
+    def event(
+        self,
+        deployment: Deployment,
+        reason: str,
+        message: str,
+        *,
+        warning: bool,
+        now: datetime,
+        instance: str,
+    ) -> None: ...
+
+
 Clock = Callable[[], datetime]
 
 
+class Writer:
+    """Removes pods: by eviction or deletion, for real or as a server-side dry run (dryRun=All).
+
+    A dry run is a different writer, not a flag threaded through the service: it sends the same
+    requests, so RBAC, admission and PodDisruptionBudgets are still exercised, and changes nothing.
+    """
+
+    def __init__(self, cluster: ClusterPort, mode: str, dry_run: bool) -> None:
+        self._remove = cluster.evict if mode == "evict" else cluster.delete
+        self.dry_run = dry_run
+
+    def remove(self, namespace: str, pod: PodInfo) -> EvictionResult:
+        return self._remove(namespace, pod.name, pod.uid, self.dry_run)
+
+
+@dataclass
+class _Removal:
+    evicted: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    blocked: bool = False
+    failure: DependencyError | None = None
+
+
 class Rebalancer:
-    """Runs one invocation: for each target, measure, decide and (later) act, then report."""
+    """Runs one invocation: for each target, measure, decide, act (or not), and report."""
 
     def __init__(
         self,
         settings: Settings,
         metrics: MetricsSource,
+        cluster: ClusterPort,
         clock: Clock,
         log: logging.Logger | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._cluster = cluster
         self._clock = clock
         self._log = log or get_logger()
         self._policy = settings.policy()
@@ -47,56 +99,203 @@ class Rebalancer:
         return self._settings
 
     def run(self, request: RunRequest, context: dict[str, Any] | None = None) -> list[Outcome]:
+        instance = f"{socket.gethostname()}-{secrets.token_hex(4)}"
         outcomes = []
         for target in dict.fromkeys(request.targets):  # duplicates processed once, order kept
-            outcome = self._one(target, request)
-            self._record(outcome, request, context or {})
+            dry_run = self._settings.dry_run or request.dry_run
+            try:
+                outcome = self._one(target, dry_run, instance)
+            except DependencyError as exc:
+                outcome = Outcome(
+                    target,
+                    dry_run,
+                    Action.FAILED,
+                    DEPENDENCY_UNAVAILABLE,
+                    errors={exc.dependency: str(exc)},
+                    retryable=True,
+                )
+            self._record(outcome, request, context or {}, instance)
             outcomes.append(outcome)
         return outcomes
 
-    def container_for(self, target: Target) -> str:
+    def container_for(self, target: Target, deployment: Deployment | None = None) -> str:
         """The `container` label of the target's pods: CONTAINER_NAME for the default Deployment."""
         if target.deployment == self._settings.deployment_name:
             return self._settings.container
+        containers = deployment.containers if deployment else ()
+        if target.deployment not in containers and len(containers) == 1:
+            return containers[0]
         return target.deployment
 
-    def _one(self, target: Target, request: RunRequest) -> Outcome:
-        # Until the cluster writer exists every run is a dry run, whatever was asked.
-        dry_run = True
+    def _one(self, target: Target, dry_run: bool, instance: str) -> Outcome:
+        def skipped(reason: Reason, plan: Plan | None = None) -> Outcome:
+            return Outcome(target, dry_run, Action.SKIPPED, reason.value, plan)
+
         refusal = target_not_allowed(target, self._settings.allow_list)
         if refusal is not None:
-            return Outcome(target, dry_run, Action.SKIPPED, refusal.value)
+            return skipped(refusal)
+        deployment = self._cluster.deployment(target)
+        if deployment is None:
+            return skipped(Reason.TARGET_NOT_FOUND)
+        refusal = first_refusal(deployment.state)
+        if refusal is not None:
+            return skipped(refusal)
         now = self._clock()
+        refusal = locking.check(self._cluster, target, instance, now, self._settings.cooldown)
+        if refusal is not None:
+            return skipped(refusal)
+        selector = self._selector(target, deployment)
+        pods = self._cluster.pods(target.namespace, selector)
+        refusal = pods_not_ready(pods)
+        if refusal is not None:
+            return skipped(refusal)
+        samples = self._metrics.pod_cpu(
+            target,
+            self.container_for(target, deployment),
+            self._settings.metrics_time_window,
+            now,
+        )
+        plan = planner.plan(samples, pods, self._policy, now)
+        if not plan.acts:
+            return skipped(plan.reason, plan)
+        by_name = {pod.name: pod for pod in pods}
+        chosen = [by_name[s.pod] for s in plan.selected]
+        writer = Writer(self._cluster, self._settings.eviction_mode, dry_run)
+        if dry_run:
+            removal = self._remove(writer, target, chosen)
+            return self._dry_outcome(target, plan, removal)
+        selection = ",".join(pod.name for pod in chosen)
+        held = locking.acquire(
+            self._cluster,
+            target,
+            me=instance,
+            now=now,
+            cooldown=self._settings.cooldown,
+            selection=selection,
+        )
+        if isinstance(held, Reason):
+            return skipped(held, plan)
+        removal = _Removal()
         try:
-            samples = self._metrics.pod_cpu(
-                target, self.container_for(target), self._settings.metrics_time_window, now
-            )
-        except DependencyError as exc:
+            removal = self._remove(writer, target, chosen)
+        finally:
+            self._unlock(held, target, acted=bool(removal.evicted))
+        outcome = self._real_outcome(target, plan, removal)
+        self._announce(deployment, outcome, instance)
+        return outcome
+
+    def _selector(self, target: Target, deployment: Deployment) -> str:
+        override = self._settings.kube_label_selector
+        if override and target.deployment == self._settings.deployment_name:
+            return override
+        return deployment.selector
+
+    def _remove(self, writer: Writer, target: Target, chosen: list[PodInfo]) -> _Removal:
+        removal = _Removal()
+        for pod in chosen:
+            try:
+                result = writer.remove(target.namespace, pod)
+            except DependencyError as exc:
+                # Fail closed: nothing more is removed once the API misbehaves.
+                removal.errors[pod.name] = str(exc)
+                removal.failure = exc
+                break
+            if result.status is EvictionStatus.EVICTED:
+                removal.evicted.append(pod.name)
+                continue
+            removal.errors[pod.name] = f"{result.status.value}: {result.message}".rstrip(": ")
+            if result.status is EvictionStatus.BLOCKED:
+                # A PDB said no: the group cannot take more disruption now. Never retry in a loop.
+                removal.blocked = True
+                break
+        return removal
+
+    def _dry_outcome(self, target: Target, plan: Plan, removal: _Removal) -> Outcome:
+        if removal.failure is not None:
+            raise removal.failure
+        if removal.blocked:
             return Outcome(
                 target,
-                dry_run,
-                Action.FAILED,
-                DEPENDENCY_UNAVAILABLE,
-                errors={exc.dependency: str(exc)},
-                retryable=True,
+                True,
+                Action.SKIPPED,
+                Reason.EVICTION_BLOCKED.value,
+                plan,
+                errors=removal.errors,
             )
-        plan = planner.plan(samples, None, self._policy, now)
-        return self._decide(target, plan, dry_run)
+        return Outcome(
+            target, True, Action.WOULD_REBALANCE, plan.reason.value, plan, errors=removal.errors
+        )
 
-    def _decide(self, target: Target, plan: Plan, dry_run: bool) -> Outcome:
-        if not plan.acts:
-            return Outcome(target, dry_run, Action.SKIPPED, plan.reason.value, plan)
-        return Outcome(target, dry_run, Action.WOULD_REBALANCE, plan.reason.value, plan)
+    def _real_outcome(self, target: Target, plan: Plan, removal: _Removal) -> Outcome:
+        evicted = tuple(removal.evicted)
+        if not evicted:
+            if removal.failure is not None:
+                return Outcome(
+                    target,
+                    False,
+                    Action.FAILED,
+                    DEPENDENCY_UNAVAILABLE,
+                    plan,
+                    errors=removal.errors,
+                    retryable=True,
+                )
+            reason = Reason.EVICTION_BLOCKED if removal.blocked else Reason.PARTIAL
+            return Outcome(target, False, Action.SKIPPED, reason.value, plan, errors=removal.errors)
+        reason = Reason.PARTIAL if removal.errors else plan.reason
+        return Outcome(
+            target, False, Action.REBALANCED, reason.value, plan, evicted, errors=removal.errors
+        )
 
-    def _record(self, outcome: Outcome, request: RunRequest, context: dict[str, Any]) -> None:
+    def _unlock(self, held: locking.Held, target: Target, acted: bool) -> None:
+        try:
+            released = locking.release(self._cluster, held, self._clock(), acted)
+        except DependencyError as exc:
+            released = False
+            self._log.warning("could not release the lock of %s: %s", target, exc)
+        if not released:
+            self._log.warning(
+                "lock of %s left to expire after %s",
+                target,
+                locking.LOCK_TTL,
+                extra={"fields": {"event": "lock_not_released", "target": str(target)}},
+            )
+
+    def _announce(self, deployment: Deployment, outcome: Outcome, instance: str) -> None:
+        """An Event on the Deployment for every decision that acted or was blocked; best effort."""
+        plan = outcome.plan
+        value = ""
+        if plan is not None and plan.value is not None:
+            value = f"{plan.statistic.value} {plan.value:.4g} > {plan.threshold:g}"
+        if outcome.action is Action.REBALANCED:
+            reason, warning = "Rebalanced", bool(outcome.errors)
+            message = f"evicted {', '.join(outcome.evicted)} ({value})"
+        else:
+            reason, warning = "RebalanceBlocked", True
+            message = (
+                f"{outcome.reason}: {'; '.join(f'{k}: {v}' for k, v in outcome.errors.items())}"
+            )
+        if outcome.errors and outcome.action is Action.REBALANCED:
+            message += f"; not evicted: {', '.join(outcome.errors)}"
+        try:
+            self._cluster.event(
+                deployment, reason, message, warning=warning, now=self._clock(), instance=instance
+            )
+        except DependencyError as exc:
+            self._log.warning("could not record an Event on %s: %s", deployment.target, exc)
+
+    def _record(
+        self, outcome: Outcome, request: RunRequest, context: dict[str, Any], instance: str
+    ) -> None:
         plan = outcome.plan
         fields: dict[str, Any] = {
             "event": "decision",
             "source": request.source,
+            "instance": instance,
             "target": str(outcome.target),
             "action": outcome.action.value,
             "reason": outcome.reason,
             "dry_run": outcome.dry_run,
+            "evicted": list(outcome.evicted),
             **context,
         }
         if plan is not None:
@@ -108,6 +307,8 @@ class Rebalancer:
                 selected=[{"pod": s.pod, "cpu": s.cpu, "role": s.role} for s in plan.selected],
                 ignored_pods=plan.ignored,
             )
+            if plan.expected_after is not None:
+                fields["expected_after"] = plan.expected_after.value
         if outcome.errors:
             fields["errors"] = outcome.errors
         level = logging.ERROR if outcome.action is Action.FAILED else logging.INFO

@@ -111,9 +111,7 @@ def test_dry_run_is_on_unless_turned_off(env: pytest.MonkeyPatch) -> None:
 # --- values from the environment -------------------------------------------------------------
 
 
-def test_reads_every_variable_from_the_environment(
-    env: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_reads_every_variable_from_the_environment(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
     for name, value in {

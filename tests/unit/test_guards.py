@@ -162,7 +162,7 @@ def test_exclusion_is_reported_before_a_rollout() -> None:
     state = settled(excluded=True, generation=9)
 
     assert first_refusal(state) is Reason.EXCLUDED
-    assert DEPLOYMENT_GUARDS == (deployment_excluded, rollout_in_progress)
+    assert (deployment_excluded, rollout_in_progress) == DEPLOYMENT_GUARDS
 
 
 # --- cooldown --------------------------------------------------------------------------------
@@ -255,4 +255,4 @@ def test_reports_the_first_pod_guard_in_order(candidate: PodInfo, expected: PodS
 
 
 def test_pod_guards_run_in_the_documented_order() -> None:
-    assert POD_GUARDS == (terminating, not_ready, too_young, pod_excluded)
+    assert (terminating, not_ready, too_young, pod_excluded) == POD_GUARDS

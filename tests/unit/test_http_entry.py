@@ -17,9 +17,23 @@ TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{{name: dead, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+contexts: [{{name: c, context: {{cluster: dead, user: u}}}}]
+current-context: c
+"""
+
+
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    # Nothing listens on this port: any metrics query is refused, so no test here can act.
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    # Nothing listens on these ports: any metrics query or Kubernetes call is refused, so no test
+    # here can act. The servers themselves are exercised in tests/integration and tests/e2e.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG.format(port=free_port()))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("KUBE_AUTH", "kubeconfig")
     monkeypatch.setenv("PROMETHEUS_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("PROMETHEUS_TIMEOUT", "2s")
     monkeypatch.setenv("KUBE_NAMESPACE", "posthog")
@@ -138,7 +152,7 @@ def test_invalid_dry_run_query_flag_is_a_400(env: pytest.MonkeyPatch) -> None:
     assert response.get_json()["field"] == "dry_run"
 
 
-def test_unreachable_metrics_server_is_a_503_with_nothing_done(env: pytest.MonkeyPatch) -> None:
+def test_unreachable_kubernetes_api_is_a_503_with_nothing_done(env: pytest.MonkeyPatch) -> None:
     response = client().post("/", json={"dry_run": True}, headers=AUTH)
     assert response.status_code == 503
     (result,) = response.get_json()["results"]
@@ -146,7 +160,7 @@ def test_unreachable_metrics_server_is_a_503_with_nothing_done(env: pytest.Monke
     assert result["reason"] == "dependency_unavailable"
     assert result["evicted"] == []
     assert result["selected"] == []
-    assert "metrics" in result["errors"]
+    assert "kubernetes" in result["errors"]
 
 
 def test_empty_body_runs_the_default_target(env: pytest.MonkeyPatch) -> None:
@@ -159,7 +173,7 @@ def test_target_outside_the_allow_list_is_skipped_without_a_query(
     env: pytest.MonkeyPatch,
 ) -> None:
     response = client().post("/", json={"namespace": "kube-system"}, headers=AUTH)
-    assert response.status_code == 200  # the metrics server is down, so no query was made
+    assert response.status_code == 200  # every server is down, so nothing was asked
     (result,) = response.get_json()["results"]
     assert (result["action"], result["reason"]) == ("skipped", "target_not_allowed")
 

@@ -35,7 +35,7 @@ INVALID_NAMES = [
     pytest.param("posthog\n", id="trailing_newline"),
     pytest.param(INJECTION, id="promql_injection"),
     pytest.param("posthög", id="unicode_letter"),
-    pytest.param("ｐosthog", id="fullwidth_letter"),
+    pytest.param("\uff50osthog", id="fullwidth_letter"),
     pytest.param("post\u0661hog", id="arabic_indic_digit"),
     pytest.param("post\u200bhog", id="zero_width_space"),
 ]

@@ -27,6 +27,8 @@ from pod_rebalancer.errors import KubernetesError
 LAST_REBALANCE = "pod-rebalancer.io/last-rebalance"
 LAST_SELECTION = "pod-rebalancer.io/last-selection"
 COMPONENT = "pod-rebalancer"
+PAGE_SIZE = 500
+MAX_PAGES = 400  # 200,000 pods: far beyond any Deployment, and a bound on the loop
 
 
 def parse_time(value: object) -> datetime | None:
@@ -168,14 +170,28 @@ class Cluster:
         )
 
     def pods(self, namespace: str, selector: str) -> list[PodInfo]:
-        answer = self._call(
-            "GET", f"/api/v1/namespaces/{_q(namespace)}/pods", query={"labelSelector": selector}
-        )
-        try:
-            items = answer.body["items"]
-            return [self._parse_pod(item) for item in items or ()]
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise KubernetesError(f"unreadable pod list in {namespace}: {exc!r}") from exc
+        """The pods matching `selector`, read in pages so a large list never sits whole in memory.
+
+        Each page is parsed into light records and dropped before the next one is fetched; the
+        server guarantees the pages form one consistent snapshot (or answers 410 Gone, and the
+        run fails closed).
+        """
+        path = f"/api/v1/namespaces/{_q(namespace)}/pods"
+        pods: list[PodInfo] = []
+        token = ""
+        for _ in range(MAX_PAGES):
+            query = {"labelSelector": selector, "limit": str(PAGE_SIZE)}
+            if token:
+                query["continue"] = token
+            answer = self._call("GET", path, query=query)
+            try:
+                pods.extend(self._parse_pod(item) for item in answer.body["items"] or ())
+                token = (answer.body.get("metadata") or {}).get("continue") or ""
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise KubernetesError(f"unreadable pod list in {namespace}: {exc!r}") from exc
+            if not token:
+                return pods
+        raise KubernetesError(f"pod list in {namespace} exceeds {MAX_PAGES * PAGE_SIZE} pods")
 
     def _parse_pod(self, item: dict[str, Any]) -> PodInfo:
         meta = item["metadata"]
@@ -397,7 +413,9 @@ def lease_body(
     meta = dict((previous.body.get("metadata") if previous else None) or {})
     annotations = dict(meta.get("annotations") or {})
     if last_rebalance is not None:
-        annotations[LAST_REBALANCE] = format_time(last_rebalance)
+        annotations[LAST_REBALANCE] = format_time(last_rebalance, micro=True)
+    else:
+        annotations.pop(LAST_REBALANCE, None)
     if selection:
         annotations[LAST_SELECTION] = selection
     labels = dict(meta.get("labels") or {})

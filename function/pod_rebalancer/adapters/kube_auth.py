@@ -247,7 +247,11 @@ def _kubeconfig(settings: Settings) -> Configuration:
 
     configuration = Configuration()
     try:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        # The library reads $KUBECONFIG once at import; read it now so the current value counts.
+        config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG") or None,
+            client_configuration=configuration,
+        )  # type: ignore[no-untyped-call]
     except (config.ConfigException, OSError, TypeError) as exc:
         raise ConfigError("KUBE_AUTH", f"kubeconfig: {exc}") from exc
     return configuration

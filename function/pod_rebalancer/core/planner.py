@@ -133,6 +133,7 @@ def select_outliers(names: Sequence[str], values: FloatArray, count: int) -> lis
 
     Ties are broken by pod name so the choice never depends on the order of the input.
     """
+    count = min(count, len(names))  # each pod at most once, in one role
     if count <= 0:
         return []
     n_busiest = (count + 1) // 2

@@ -19,9 +19,13 @@ def summarize(values: FloatArray) -> Summary:
     count = int(values.size)
     if count == 0:
         raise ValueError("summarize needs at least one value")
+    # Floating-point sums depend on the order of their terms; sorting first makes the result (and
+    # so a decision sitting exactly at the threshold) independent of the order pods were listed.
+    values = np.sort(values)
     mean = float(values.mean())
     deviations = values - mean
-    variance = float(np.dot(deviations, deviations) / count)
+    # Not np.dot: BLAS threads make it erratic on a busy 2-core instance (see bench/README.md).
+    variance = float(np.square(deviations).sum() / count)
     stddev = variance**0.5
     # CPU is never negative, so mean == 0 means every pod idles: perfectly balanced.
     cv = stddev / mean if mean > 0 else 0.0
