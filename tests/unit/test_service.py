@@ -78,8 +78,9 @@ class FakeCluster:
     def deployment(self, target: Target) -> Deployment | None:
         if not self.exists:
             return None
-        return Deployment(target, "dep-uid", "app=ingestion-consumer", ("ingestion-consumer",),
-                          self.state)
+        return Deployment(
+            target, "dep-uid", "app=ingestion-consumer", ("ingestion-consumer",), self.state
+        )
 
     def pods(self, namespace: str, selector: str) -> list[PodInfo]:
         return list(self.pods_)
@@ -136,7 +137,10 @@ def service(cluster: FakeCluster, metrics: FakeMetrics | None = None, **override
     values.update(overrides)
     settings = Settings(**values)
     return Rebalancer(
-        settings, metrics or FakeMetrics(), cluster, clock=lambda: NOW,
+        settings,
+        metrics or FakeMetrics(),
+        cluster,
+        clock=lambda: NOW,
         log=logging.getLogger("test-service"),
     )
 
@@ -205,7 +209,8 @@ def test_skips_while_a_rollout_is_in_progress(state: DeploymentState) -> None:
     cluster, metrics = FakeCluster(state=state), FakeMetrics()
     outcome = run(service(cluster, metrics))
     assert outcome.reason == "rollout_in_progress"
-    assert metrics.calls == 0 and cluster.removed == []
+    assert metrics.calls == 0
+    assert cluster.removed == []
 
 
 def test_skips_an_excluded_deployment() -> None:
@@ -235,7 +240,8 @@ def test_never_selects_a_pod_younger_than_min_age() -> None:
     cluster.pods_[9] = replace(cluster.pods_[9], created_at=NOW - timedelta(minutes=3))
     outcome = run(service(cluster))
     assert NAMES[9] not in outcome.evicted
-    assert outcome.plan is not None and outcome.plan.ignored == {"too_young": 1}
+    assert outcome.plan is not None
+    assert outcome.plan.ignored == {"too_young": 1}
 
 
 def test_metrics_for_pods_that_no_longer_exist_are_ignored() -> None:
@@ -243,7 +249,8 @@ def test_metrics_for_pods_that_no_longer_exist_are_ignored() -> None:
     metrics.samples["ingestion-consumer-old-zzzzz"] = 9.0  # a stale series, the busiest of all
     outcome = run(service(FakeCluster(), metrics))
     assert "ingestion-consumer-old-zzzzz" not in outcome.evicted
-    assert outcome.plan is not None and outcome.plan.ignored == {"stale_series": 1}
+    assert outcome.plan is not None
+    assert outcome.plan.ignored == {"stale_series": 1}
 
 
 def test_keeps_min_ready_pods_after_acting() -> None:
@@ -350,7 +357,8 @@ def test_metrics_failure_is_retryable_and_does_nothing() -> None:
     assert outcome.action.value == "failed"
     assert outcome.retryable is True
     assert "metrics" in outcome.errors
-    assert cluster.removed == [] and cluster.leases == {}
+    assert cluster.removed == []
+    assert cluster.leases == {}
 
 
 def test_duplicate_targets_are_processed_once() -> None:
