@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := victoria-metrics
+DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager
 export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
 
 .PHONY: setup system-packages demo test lint pytest unit integration bench package clean

@@ -116,6 +116,11 @@ class Rebalancer:
                 )
             self._record(outcome, request, context or {}, instance)
             outcomes.append(outcome)
+        for target in dict.fromkeys(request.resolved):
+            dry_run = self._settings.dry_run or request.dry_run
+            outcome = Outcome(target, dry_run, Action.SKIPPED, Reason.ALERT_RESOLVED.value)
+            self._record(outcome, request, context or {}, instance)
+            outcomes.append(outcome)
         return outcomes
 
     def container_for(self, target: Target, deployment: Deployment | None = None) -> str:
@@ -296,6 +301,7 @@ class Rebalancer:
             "reason": outcome.reason,
             "dry_run": outcome.dry_run,
             "evicted": list(outcome.evicted),
+            **request.context,
             **context,
         }
         if plan is not None:

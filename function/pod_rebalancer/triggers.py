@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core.model import Target
@@ -19,6 +19,8 @@ class RunRequest:
     targets: tuple[Target, ...]
     dry_run: bool  # what the caller asked for; Settings.dry_run=true overrides a False here
     source: str
+    resolved: tuple[Target, ...] = ()  # targets whose alerts resolved: reported, never acted on
+    context: dict[str, Any] = field(default_factory=dict)  # logged with every decision
 
 
 class ManualRequest(BaseModel):
@@ -29,6 +31,34 @@ class ManualRequest(BaseModel):
     namespace: StrictStr | None = None
     deployment: StrictStr | None = None
     dry_run: StrictBool | None = None
+
+
+class AlertmanagerAlert(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, StrictStr] = Field(default_factory=dict)
+    annotations: dict[str, StrictStr] = Field(default_factory=dict)
+    starts_at: str = Field(default="", alias="startsAt")
+    ends_at: str = Field(default="", alias="endsAt")
+    generator_url: str = Field(default="", alias="generatorURL")
+    fingerprint: str = ""
+
+
+class AlertmanagerWebhook(BaseModel):
+    """Alertmanager's webhook payload, version 4."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    version: Literal["4"]
+    group_key: str = Field(default="", alias="groupKey")
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
+    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
+    external_url: str = Field(default="", alias="externalURL")
+    alerts: list[AlertmanagerAlert]
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -57,6 +87,33 @@ def make_target(namespace: str, deployment: str) -> Target:
     return Target(namespace=namespace, deployment=deployment)
 
 
+def _target_for(namespace: str, deployment: str, settings: Settings) -> Target:
+    target = make_target(namespace, deployment)
+    if target.deployment != settings.deployment_name and label_problem(target.deployment):
+        # Another Deployment's pods are measured by a container label equal to its name.
+        raise RequestError(
+            "deployment", "is also the container label, so it must be a DNS-1123 label"
+        )
+    return target
+
+
+def _validation_error(exc: ValidationError) -> RequestError:
+    error = exc.errors()[0]
+    loc = ".".join(str(p) for p in error.get("loc", ())) or "body"
+    return RequestError(loc, str(error.get("msg", "invalid")))
+
+
+def is_alertmanager(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("version") == "4" and "alerts" in body
+
+
+def parse_body(body: Any, args: Mapping[str, str], settings: Settings) -> RunRequest:
+    """Any HTTP body: an Alertmanager webhook (version 4) or a manual/scheduler request."""
+    if is_alertmanager(body):
+        return parse_alertmanager(body, args, settings)
+    return parse_manual(body, args, settings)
+
+
 def parse_manual(
     body: Any, args: Mapping[str, str], settings: Settings, source: str = "manual"
 ) -> RunRequest:
@@ -64,18 +121,46 @@ def parse_manual(
     try:
         request = ManualRequest.model_validate(body if body is not None else {})
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = ".".join(str(p) for p in error.get("loc", ())) or "body"
-        raise RequestError(loc, str(error.get("msg", "invalid"))) from exc
-    target = make_target(
+        raise _validation_error(exc) from exc
+    target = _target_for(
         request.namespace if request.namespace is not None else settings.kube_namespace,
         request.deployment if request.deployment is not None else settings.deployment_name,
+        settings,
     )
-    if target.deployment != settings.deployment_name and label_problem(target.deployment):
-        # Another Deployment's pods are measured by a container label equal to its name.
-        raise RequestError(
-            "deployment", "is also the container label, so it must be a DNS-1123 label"
-        )
     flag = query_flag(args, "dry_run")
     dry_run = bool(request.dry_run) or bool(flag)
     return RunRequest(targets=(target,), dry_run=dry_run, source=source)
+
+
+def parse_alertmanager(body: Any, args: Mapping[str, str], settings: Settings) -> RunRequest:
+    """Each firing alert is a target: labels `namespace` and `deployment` (else `container`),
+    else the defaults. Resolved alerts are reported; a target named twice is processed once."""
+    try:
+        webhook = AlertmanagerWebhook.model_validate(body)
+    except ValidationError as exc:
+        raise _validation_error(exc) from exc
+    firing: dict[Target, None] = {}
+    resolved: dict[Target, None] = {}
+    for index, alert in enumerate(webhook.alerts):
+        labels = alert.labels
+        namespace = labels.get("namespace") or settings.kube_namespace
+        deployment = labels.get("deployment") or labels.get("container") or settings.deployment_name
+        try:
+            target = _target_for(namespace, deployment, settings)
+        except RequestError as exc:
+            raise RequestError(f"alerts.{index}.labels.{exc.field}", exc.problem) from exc
+        (firing if alert.status == "firing" else resolved)[target] = None
+    context = {
+        "group_key": webhook.group_key,
+        "receiver": webhook.receiver,
+        "alert_status": webhook.status,
+        "fingerprints": [a.fingerprint for a in webhook.alerts if a.fingerprint],
+        "truncated_alerts": webhook.truncated_alerts,
+    }
+    return RunRequest(
+        targets=tuple(firing),
+        dry_run=bool(query_flag(args, "dry_run")),
+        source="alertmanager",
+        resolved=tuple(t for t in resolved if t not in firing),
+        context=context,
+    )

@@ -18,7 +18,7 @@ from pod_rebalancer.errors import ConfigError, RequestError
 from pod_rebalancer.logs import get_logger
 from pod_rebalancer.report import Outcome
 from pod_rebalancer.service import Rebalancer
-from pod_rebalancer.triggers import parse_manual
+from pod_rebalancer.triggers import parse_body
 
 MAX_BODY = 1024 * 1024
 
@@ -87,7 +87,7 @@ def handle_http(request: flask.Request, service_of: Callable[[], Rebalancer]) ->
         except ValueError as exc:
             return error(400, f"body is not valid JSON: {exc}", field="body")
     try:
-        run_request = parse_manual(body, request.args, service.settings)
+        run_request = parse_body(body, request.args, service.settings)
     except RequestError as exc:
         return error(400, str(exc), field=exc.field)
     outcomes = service.run(run_request)
