@@ -13,6 +13,7 @@ from pod_rebalancer import logs
 from pod_rebalancer.adapters.kube import Cluster
 from pod_rebalancer.adapters.kube_auth import api_client
 from pod_rebalancer.adapters.prometheus import PrometheusClient
+from pod_rebalancer.adapters.pubsub import AuditPublisher
 from pod_rebalancer.config import Settings, load_settings
 from pod_rebalancer.service import Rebalancer
 
@@ -28,7 +29,8 @@ def build(settings: Settings | None = None) -> Rebalancer:
         settings.prometheus_endpoint, settings.prometheus_timeout, token=settings.metrics_secret
     )
     cluster = Cluster(api_client(settings), exclude_annotation=settings.exclude_annotation)
-    return Rebalancer(settings, metrics, cluster, clock=utc_now, log=log)
+    audit = AuditPublisher(settings.audit_topic) if settings.audit_topic else None
+    return Rebalancer(settings, metrics, cluster, clock=utc_now, log=log, audit=audit)
 
 
 class Lazy:

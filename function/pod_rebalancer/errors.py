@@ -28,6 +28,10 @@ class RequestError(RebalancerError):
         self.problem = problem
 
 
+class AuditError(RebalancerError):
+    """The audit record was lost; the decision it describes stands."""
+
+
 class DependencyError(RebalancerError):
     """A dependency failed in a way a later retry may fix; the run must stop with nothing done."""
 

@@ -39,14 +39,22 @@ class JsonFormatter(logging.Formatter):
 
 
 def get_logger() -> logging.Logger:
-    return logging.getLogger(LOGGER_NAME)
+    """The project's logger, writing JSON lines from the first call (INFO until configured)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if not _has_json_handler(logger):
+        configure("info")
+    return logger
+
+
+def _has_json_handler(logger: logging.Logger) -> bool:
+    return any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers)
 
 
 def configure(level: str = "info") -> logging.Logger:
-    """Route the project's logger to stdout as JSON lines; idempotent."""
-    logger = get_logger()
+    """Route the project's logger to stdout as JSON lines at `level`; idempotent."""
+    logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(level.upper())
-    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+    if not _has_json_handler(logger):
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)

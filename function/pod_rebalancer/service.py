@@ -21,7 +21,7 @@ from pod_rebalancer.config import Settings
 from pod_rebalancer.core import planner
 from pod_rebalancer.core.guards import first_refusal, pods_not_ready, target_not_allowed
 from pod_rebalancer.core.model import Plan, PodInfo, Reason, Target
-from pod_rebalancer.errors import DependencyError
+from pod_rebalancer.errors import AuditError, DependencyError
 from pod_rebalancer.logs import get_logger
 from pod_rebalancer.report import DEPENDENCY_UNAVAILABLE, Action, Outcome
 from pod_rebalancer.triggers import RunRequest
@@ -48,6 +48,12 @@ class ClusterPort(locking.LeaseStore, Protocol):
         now: datetime,
         instance: str,
     ) -> None: ...
+
+
+class AuditSink(Protocol):
+    @property
+    def topic(self) -> str: ...
+    def publish(self, record: dict[str, Any], attributes: dict[str, str]) -> str: ...
 
 
 Clock = Callable[[], datetime]
@@ -84,14 +90,17 @@ class Rebalancer:
         settings: Settings,
         metrics: MetricsSource,
         cluster: ClusterPort,
+        *,
         clock: Clock,
         log: logging.Logger | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._cluster = cluster
         self._clock = clock
         self._log = log or get_logger()
+        self._audit = audit
         self._policy = settings.policy()
 
     @property
@@ -115,11 +124,13 @@ class Rebalancer:
                     retryable=True,
                 )
             self._record(outcome, request, context or {}, instance)
+            self._publish(outcome, request, instance)
             outcomes.append(outcome)
         for target in dict.fromkeys(request.resolved):
             dry_run = self._settings.dry_run or request.dry_run
             outcome = Outcome(target, dry_run, Action.SKIPPED, Reason.ALERT_RESOLVED.value)
             self._record(outcome, request, context or {}, instance)
+            self._publish(outcome, request, instance)
             outcomes.append(outcome)
         return outcomes
 
@@ -287,6 +298,34 @@ class Rebalancer:
             )
         except DependencyError as exc:
             self._log.warning("could not record an Event on %s: %s", deployment.target, exc)
+
+    def _publish(self, outcome: Outcome, request: RunRequest, instance: str) -> None:
+        """Send the report to the audit topic; a failure is logged and changes nothing."""
+        if self._audit is None:
+            return
+        record = {
+            **outcome.to_json(),
+            "source": request.source,
+            "instance": instance,
+            "time": self._clock().isoformat(),
+            **request.context,
+        }
+        attributes = {
+            "namespace": outcome.target.namespace,
+            "deployment": outcome.target.deployment,
+            "action": outcome.action.value,
+            "reason": outcome.reason,
+        }
+        try:
+            message_id = self._audit.publish(record, attributes)
+        except AuditError as exc:
+            self._log.error(
+                "audit record lost: %s",
+                exc,
+                extra={"fields": {"event": "audit_failed", "target": str(outcome.target)}},
+            )
+            return
+        self._log.debug("audit record %s published to %s", message_id, self._audit.topic)
 
     def _record(
         self, outcome: Outcome, request: RunRequest, context: dict[str, Any], instance: str
