@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     webhook_token: SecretStr | None = None
     webhook_token_file: Path | None = None
     allow_unauthenticated: bool = False
+    webhook_hmac_secret: SecretStr | None = None
+    webhook_hmac_secret_file: Path | None = None
+    webhook_signature_header: str = "X-Grafana-Alerting-Signature"
+    webhook_signature_timestamp_header: str | None = None
 
     kube_auth: Literal["auto", "gke", "eks", "incluster", "kubeconfig"] = "auto"
     gke_cluster: str | None = None
@@ -121,7 +125,11 @@ class Settings(BaseSettings):
                     raise _invalid(
                         name, f"{pattern!r} is not a name pattern (a-z, 0-9, '-', '.', '*')"
                     )
-        for name in ("prometheus_bearer_token_file", "webhook_token_file"):
+        for name in (
+            "prometheus_bearer_token_file",
+            "webhook_token_file",
+            "webhook_hmac_secret_file",
+        ):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise _invalid(name, f"{path} is not a readable file")
@@ -159,6 +167,19 @@ class Settings(BaseSettings):
         if self.webhook_token_file is not None:
             return _read_secret(self.webhook_token_file)
         return self.webhook_token.get_secret_value() if self.webhook_token else None
+
+    @property
+    def token_required(self) -> bool:
+        return self.webhook_token is not None or self.webhook_token_file is not None
+
+    @property
+    def signature_required(self) -> bool:
+        return self.webhook_hmac_secret is not None or self.webhook_hmac_secret_file is not None
+
+    def hmac_secret(self) -> str | None:
+        if self.webhook_hmac_secret_file is not None:
+            return _read_secret(self.webhook_hmac_secret_file)
+        return self.webhook_hmac_secret.get_secret_value() if self.webhook_hmac_secret else None
 
     def metrics_secret(self) -> str | None:
         if self.prometheus_bearer_token_file is not None:

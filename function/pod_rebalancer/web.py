@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,7 @@ from pod_rebalancer.service import Rebalancer
 from pod_rebalancer.triggers import parse_body
 
 MAX_BODY = 1024 * 1024
+SIGNATURE_MAX_SKEW = 300.0  # seconds
 
 
 def respond(
@@ -42,8 +45,12 @@ def error(status: int, message: str, **extra: Any) -> flask.Response:
 
 
 def authorized(request: flask.Request, settings: Settings) -> bool:
-    if settings.webhook_token is None and settings.webhook_token_file is None:
+    """The bearer token, when one is configured; with neither token nor HMAC secret, only
+    ALLOW_UNAUTHENTICATED=true admits a call."""
+    if not settings.token_required and not settings.signature_required:
         return settings.allow_unauthenticated
+    if not settings.token_required:
+        return True  # the signature is checked once the body is read
     expected = settings.webhook_secret()
     if expected is None:
         return False  # a configured token that cannot be read admits nobody
@@ -52,6 +59,32 @@ def authorized(request: flask.Request, settings: Settings) -> bool:
     if scheme.lower() != "bearer" or not presented:
         return False
     return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
+def signed(request: flask.Request, body: bytes, settings: Settings, now: float) -> bool:
+    """HMAC-SHA256 of the body (hex, optionally `sha256=`-prefixed) in the configured header.
+
+    With a timestamp header configured, the signed message is `timestamp:body` and the timestamp
+    must be within five minutes, so a captured request cannot be replayed later.
+    """
+    if not settings.signature_required:
+        return True
+    secret = settings.hmac_secret()
+    presented = request.headers.get(settings.webhook_signature_header, "").strip()
+    if secret is None or not presented:
+        return False
+    message = body
+    if settings.webhook_signature_timestamp_header:
+        stamp = request.headers.get(settings.webhook_signature_timestamp_header, "").strip()
+        try:
+            fresh = abs(now - float(stamp)) <= SIGNATURE_MAX_SKEW
+        except ValueError:
+            return False
+        if not fresh:
+            return False
+        message = stamp.encode() + b":" + body
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(presented.removeprefix("sha256=").lower().encode(), digest.encode())
 
 
 def read_body(request: flask.Request) -> bytes | None:
@@ -76,6 +109,8 @@ def handle_http(request: flask.Request, service_of: Callable[[], Rebalancer]) ->
     raw = read_body(request)
     if raw is None:
         return error(413, f"body larger than {MAX_BODY} bytes")
+    if not signed(request, raw, service.settings, time.time()):
+        return error(401, "missing or wrong body signature")
     body: Any = None
     if raw.strip():
         if not request.mimetype or not (

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -173,3 +176,62 @@ def test_logs_one_json_line_per_decision_without_secrets(
     assert decisions[0]["reason"] == "target_not_allowed"
     assert decisions[0]["target"] == "kube-system/ingestion-consumer"
     assert all(TOKEN not in json.dumps(line) for line in lines)
+
+
+def sign(body: bytes, secret: str, stamp: str | None = None) -> str:
+    message = body if stamp is None else stamp.encode() + b":" + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+@pytest.fixture
+def hmac_env(env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    env.delenv("WEBHOOK_TOKEN")
+    env.setenv("WEBHOOK_HMAC_SECRET", "grafana-shared-secret")
+    return env
+
+
+BAD_BODY = json.dumps({"namespace": "Bad"}).encode()  # a 400 proves the call was admitted
+JSON = {"Content-Type": "application/json"}
+
+
+def test_a_correct_body_signature_admits_the_call(hmac_env: pytest.MonkeyPatch) -> None:
+    headers = {**JSON, "X-Grafana-Alerting-Signature": sign(BAD_BODY, "grafana-shared-secret")}
+    assert client().post("/", data=BAD_BODY, headers=headers).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [None, "", "deadbeef", sign(BAD_BODY, "other-secret"), sign(BAD_BODY + b" ", "x")],
+)
+def test_a_missing_or_wrong_signature_is_refused(
+    hmac_env: pytest.MonkeyPatch, signature: str | None
+) -> None:
+    headers = dict(JSON)
+    if signature is not None:
+        headers["X-Grafana-Alerting-Signature"] = signature
+    assert client().post("/", data=BAD_BODY, headers=headers).status_code == 401
+
+
+def test_signature_and_token_are_both_required_when_both_are_configured(
+    hmac_env: pytest.MonkeyPatch,
+) -> None:
+    hmac_env.setenv("WEBHOOK_TOKEN", TOKEN)
+    signature = {"X-Grafana-Alerting-Signature": sign(BAD_BODY, "grafana-shared-secret")}
+    app = client()
+    assert app.post("/", data=BAD_BODY, headers={**JSON, **signature}).status_code == 401
+    assert app.post("/", data=BAD_BODY, headers={**JSON, **AUTH}).status_code == 401
+    both = {**JSON, **AUTH, **signature}
+    assert app.post("/", data=BAD_BODY, headers=both).status_code == 400
+
+
+def test_signed_timestamps_must_be_fresh(hmac_env: pytest.MonkeyPatch) -> None:
+    hmac_env.setenv("WEBHOOK_SIGNATURE_TIMESTAMP_HEADER", "X-Grafana-Alerting-Signature-Timestamp")
+    app = client()
+    for age, status in ((0, 400), (600, 401)):
+        stamp = str(int(time.time()) - age)
+        headers = {
+            **JSON,
+            "X-Grafana-Alerting-Signature-Timestamp": stamp,
+            "X-Grafana-Alerting-Signature": sign(BAD_BODY, "grafana-shared-secret", stamp),
+        }
+        assert app.post("/", data=BAD_BODY, headers=headers).status_code == status
