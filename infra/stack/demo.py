@@ -88,8 +88,10 @@ def main() -> int:
                     f'sum by(pod)(rate(container_cpu_usage_seconds_total{{namespace="{NAMESPACE}",'
                     f'container="{DEPLOYMENT}"}}[5m]))'
                 )
-                measured = {str(s["metric"]["pod"]): float(s["value"][1])  # type: ignore[index]
-                            for s in vm.query(query, at)}
+                measured = {
+                    str(s["metric"]["pod"]): float(s["value"][1])  # type: ignore[index]
+                    for s in vm.query(query, at)
+                }
         summary, roles = render(result)
         print(table(loads, measured, roles))
         print()

@@ -53,7 +53,9 @@ class ServerProcess:
         last = "no answer"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self.tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}: {self.tail()}"
+                )
             try:
                 status = httpx.get(url, timeout=1.0).status_code
                 if status in ok:
@@ -63,7 +65,9 @@ class ServerProcess:
                 last = str(exc)
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"{self.name} not ready at {url} after {timeout}s ({last}): {self.tail()}")
+        raise RuntimeError(
+            f"{self.name} not ready at {url} after {timeout}s ({last}): {self.tail()}"
+        )
 
     def tail(self, size: int = 2000) -> str:
         self._log.flush()
@@ -85,8 +89,9 @@ class ServerProcess:
 
 
 def setting_names() -> set[str]:
-    """Every environment variable the function reads (the machine may set some, e.g. CONTAINER_NAME)."""
-    sys.path.insert(0, str(FUNCTION_DIR)) if str(FUNCTION_DIR) not in sys.path else None
+    """Every variable the function reads (the machine may set some, e.g. CONTAINER_NAME)."""
+    if str(FUNCTION_DIR) not in sys.path:
+        sys.path.insert(0, str(FUNCTION_DIR))
     from pod_rebalancer.config import Settings  # noqa: PLC0415
 
     return {name.upper() for name in Settings.model_fields}
@@ -123,7 +128,9 @@ class FunctionServer:
             "--host=127.0.0.1",
             f"--port={self.port}",
         ]
-        self.server = ServerProcess(f"function-{target}", argv, log_dir, env=full_env, cwd=FUNCTION_DIR)
+        self.server = ServerProcess(
+            f"function-{target}", argv, log_dir, env=full_env, cwd=FUNCTION_DIR
+        )
         # Any HTTP answer means the server is up (the function itself answers GET with 405).
         self.server.wait_http(self.url, ok=range(200, 600))
 

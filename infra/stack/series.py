@@ -1,4 +1,4 @@
-"""Synthetic CPU counters: `container_cpu_usage_seconds_total` series whose rate is a chosen load."""
+"""Synthetic CPU counters: `container_cpu_usage_seconds_total` series with a chosen rate."""
 
 from __future__ import annotations
 

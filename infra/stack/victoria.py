@@ -29,7 +29,8 @@ class VictoriaMetrics:
                 f"-httpListenAddr=127.0.0.1:{self.port}",
                 f"-storageDataPath={data}",
                 "-retentionPeriod=1",
-                "-search.disableCache",  # tests import history after querying; never serve stale
+                # Tests import history after querying: never answer from a stale cache.
+                "-search.disableCache",
                 "-loggerLevel=WARN",
             ],
             workdir,
@@ -38,7 +39,7 @@ class VictoriaMetrics:
         self._http = httpx.Client(base_url=self.url, timeout=60.0)
 
     def import_series(self, series: Iterable[Mapping[str, object]]) -> None:
-        """Push JSON-line series ({"metric", "values", "timestamps" in ms}) and make them visible."""
+        """Push JSON-line series ({metric, values, timestamps in ms}); make them visible."""
         body = "\n".join(json.dumps(s, separators=(",", ":")) for s in series).encode()
         response = self._http.post("/api/v1/import", content=body)
         response.raise_for_status()
