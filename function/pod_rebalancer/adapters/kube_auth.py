@@ -32,6 +32,7 @@ GKE_SCOPES = (
     "https://www.googleapis.com/auth/userinfo.email",
 )
 EKS_TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105  (a format prefix, not a secret)
+CLIENT_RETRIES = 1
 EKS_TOKEN_REUSE_SECONDS = 10 * 60  # tokens are accepted for 15 minutes; renew well before
 
 
@@ -58,6 +59,9 @@ def api_client(settings: Settings) -> ApiClient:
         "kubeconfig": _kubeconfig,
     }
     configuration = builders[mode](settings)
+    # One retry for a dropped connection; beyond that the trigger (Alertmanager, Pub/Sub) retries
+    # the whole run, which is safe because nothing is done on partial information.
+    configuration.retries = CLIENT_RETRIES
     return ApiClient(configuration)
 
 

@@ -1,0 +1,208 @@
+"""The Kubernetes adapter over HTTP(S) through the real client, against the API simulator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from infra.kubesim.launcher import KubeSim
+from pod_rebalancer.adapters.kube import Cluster, EvictionStatus, lease_body
+from pod_rebalancer.core.model import Target
+from pod_rebalancer.errors import KubernetesError
+from tests.kube import TOKEN, api_client, deployment, scenario
+
+NS = "adapter"
+EXCLUDE = "pod-rebalancer.io/exclude"
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeSim]:
+    body = scenario(
+        [NS],
+        [
+            deployment(NS, "web", 6),
+            deployment(NS, "big", 1100),
+            deployment(NS, "guarded", 3),
+            deployment(NS, "opted-out", 3, annotations={EXCLUDE: "true"}),
+        ],
+        pdbs=[
+            {"namespace": NS, "name": "guarded", "selector": {"app": "guarded"}, "minAvailable": 3}
+        ],
+        users={
+            TOKEN: {"name": "system:serviceaccount:ops:pod-rebalancer"},
+            "nobody": {"name": "x"},
+        },
+    )
+    server = KubeSim(tmp_path_factory.mktemp("kube-adapter"), body, tls=True, tick=0.1)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cluster(sim: KubeSim) -> Iterator[Cluster]:
+    sim.clear_faults()
+    client = Cluster(api_client(sim), exclude_annotation=EXCLUDE, timeout=1.0)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_reads_a_settled_deployment_with_its_selector(cluster: Cluster) -> None:
+    found = cluster.deployment(Target(NS, "web"))
+    assert found is not None
+    assert found.selector == "app=web"
+    assert found.containers == ("web",)
+    assert found.state.replicas == found.state.updated_replicas == 6
+    assert found.state.unavailable_replicas == 0
+    assert found.state.excluded is False
+
+
+def test_a_missing_deployment_is_none(cluster: Cluster) -> None:
+    assert cluster.deployment(Target(NS, "nope")) is None
+
+
+def test_the_exclude_annotation_on_the_deployment_is_read(cluster: Cluster) -> None:
+    found = cluster.deployment(Target(NS, "opted-out"))
+    assert found is not None
+    assert found.state.excluded is True
+
+
+def test_lists_a_large_deployment_in_pages(cluster: Cluster, sim: KubeSim) -> None:
+    pods = cluster.pods(NS, "app=big")
+    assert len(pods) == len({p.name for p in pods}) == 1100
+    assert all(p.ready and not p.terminating for p in pods)
+    lists = [
+        r
+        for r in sim.requests()
+        if r["path"] == f"/api/v1/namespaces/{NS}/pods"
+        and r["query"].get("labelSelector") == "app=big"
+    ]
+    assert [r["query"]["limit"] for r in lists] == ["500", "500", "500"]
+    assert "continue" in lists[-1]["query"]
+
+
+def test_dry_run_eviction_changes_nothing(cluster: Cluster, sim: KubeSim) -> None:
+    pod = cluster.pods(NS, "app=web")[0]
+    result = cluster.evict(NS, pod.name, pod.uid, dry_run=True)
+    assert result.status is EvictionStatus.EVICTED
+    after = {p.name: p for p in cluster.pods(NS, "app=web")}
+    assert after[pod.name].terminating is False
+    assert sim.requests()[-2]["query"].get("dryRun") == "All"
+
+
+def test_eviction_with_a_stale_uid_is_refused(cluster: Cluster) -> None:
+    pod = cluster.pods(NS, "app=web")[0]
+    result = cluster.evict(NS, pod.name, "00000000-0000-0000-0000-000000000000", dry_run=False)
+    assert result.status is EvictionStatus.CHANGED
+    assert "UID" in result.message
+
+
+def test_pdb_refusal_is_blocked_with_the_servers_message(cluster: Cluster) -> None:
+    pod = cluster.pods(NS, "app=guarded")[0]
+    result = cluster.evict(NS, pod.name, pod.uid, dry_run=False)
+    assert result.status is EvictionStatus.BLOCKED
+    assert "disruption budget" in result.message
+
+
+def test_eviction_of_a_missing_pod_is_gone(cluster: Cluster) -> None:
+    result = cluster.evict(NS, "web-gone-xxxxx", "uid", dry_run=False)
+    assert result.status is EvictionStatus.GONE
+
+
+def test_eviction_removes_the_pod_and_the_replicaset_replaces_it(cluster: Cluster) -> None:
+    before = cluster.pods(NS, "app=web")
+    victim = before[-1]
+    assert cluster.evict(NS, victim.name, victim.uid, dry_run=False).status.value == "evicted"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = {p.name: p for p in cluster.pods(NS, "app=web")}
+        ready = [p for p in now.values() if p.ready and not p.terminating]
+        if victim.name not in now and len(ready) == 6:
+            break
+        time.sleep(0.1)
+    assert victim.name not in now
+    assert len(ready) == 6
+
+
+def test_delete_mode_honours_the_uid_precondition(cluster: Cluster) -> None:
+    pod = cluster.pods(NS, "app=web")[0]
+    assert cluster.delete(NS, pod.name, "wrong-uid", dry_run=False).status.value == "changed"
+    assert cluster.delete(NS, pod.name, pod.uid, dry_run=True).status.value == "evicted"
+    assert pod.name in {p.name for p in cluster.pods(NS, "app=web")}
+
+
+def test_lease_create_conflict_and_stale_replace(cluster: Cluster) -> None:
+    now = datetime.now(UTC)
+    body = lease_body(
+        NS, "lock-a", holder="me", now=now, duration=timedelta(minutes=5), last_rebalance=now
+    )
+    first = cluster.create_lease(NS, "lock-a", body)
+    assert first is not None
+    assert first.state.holder == "me"
+    assert abs(first.state.last_rebalance - now) < timedelta(milliseconds=1)
+    assert cluster.create_lease(NS, "lock-a", body) is None  # AlreadyExists
+    second = cluster.replace_lease(first, {**body, "spec": {**body["spec"], "holderIdentity": "b"}})
+    assert second is not None
+    assert cluster.replace_lease(first, body) is None  # stale resourceVersion: Conflict
+    assert cluster.lease(NS, "lock-a").state.holder == "b"
+
+
+def test_records_an_event_on_the_deployment(cluster: Cluster, sim: KubeSim) -> None:
+    found = cluster.deployment(Target(NS, "web"))
+    assert found is not None
+    cluster.event(
+        found, "Rebalanced", "evicted a, b", warning=False, now=datetime.now(UTC), instance="test"
+    )
+    events = [
+        e
+        for e in sim.state()["events"]
+        if e.get("involvedObject", {}).get("name") == "web" and e.get("reason") == "Rebalanced"
+    ]
+    assert events
+    assert events[-1]["involvedObject"]["kind"] == "Deployment"
+
+
+def test_forbidden_is_a_kubernetes_error_with_the_status(sim: KubeSim) -> None:
+    client = Cluster(api_client(sim, token="nobody"), exclude_annotation=EXCLUDE)
+    with pytest.raises(KubernetesError) as caught:
+        client.deployment(Target(NS, "web"))
+    assert caught.value.status == 403
+    assert "forbidden" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ({"status": 500}, "HTTP 500"),
+        ({"status": 503}, "HTTP 503"),
+        ({"drop": True}, "unreachable"),
+        ({"latency": 3}, "unreachable"),
+    ],
+    ids=["500", "503", "dropped", "slower-than-timeout"],
+)
+def test_api_faults_become_kubernetes_errors(
+    cluster: Cluster, sim: KubeSim, fault: dict[str, object], expected: str
+) -> None:
+    sim.set_fault("pods.list", **fault)
+    with pytest.raises(KubernetesError, match=expected):
+        cluster.pods(NS, "app=web")
+
+
+def test_unreachable_api_is_a_kubernetes_error(sim: KubeSim, tmp_path: Path) -> None:
+    from kubernetes.client import ApiClient, Configuration  # noqa: PLC0415
+
+    from infra.stack.processes import free_port  # noqa: PLC0415
+
+    client = Cluster(
+        ApiClient(Configuration(host=f"http://127.0.0.1:{free_port()}")),
+        exclude_annotation=EXCLUDE,
+    )
+    with pytest.raises(KubernetesError, match="unreachable"):
+        client.deployment(Target(NS, "web"))
