@@ -107,6 +107,13 @@ class Rebalancer:
     def settings(self) -> Settings:
         return self._settings
 
+    def close(self) -> None:
+        """Release the clients' connections (tests and scripts; an instance keeps them)."""
+        for port in (self._metrics, self._cluster):
+            close = getattr(port, "close", None)
+            if close is not None:
+                close()
+
     def run(self, request: RunRequest, context: dict[str, Any] | None = None) -> list[Outcome]:
         instance = f"{socket.gethostname()}-{secrets.token_hex(4)}"
         outcomes = []

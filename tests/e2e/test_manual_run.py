@@ -9,9 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from infra.kubesim.launcher import KubeSim
 from infra.stack.processes import FunctionServer
-from infra.stack.series import cpu_counters, pod_names
+from infra.stack.series import cpu_counters
 from infra.stack.victoria import VictoriaMetrics
+from tests.kube import deployment, kubeconfig, scenario
 
 TOKEN = "e2e-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -19,11 +21,23 @@ NAMESPACE = "e2e-manual"
 
 
 @pytest.fixture(scope="module")
-def loads(victoria: VictoriaMetrics) -> dict[str, dict[str, float]]:
-    """Two Deployments in one namespace: one skewed, one balanced, 10 minutes of history."""
-    skewed_pods = pod_names("skewed", 8)
+def sim(session_dir: Path) -> Iterator[KubeSim]:
+    body = scenario(
+        [NAMESPACE], [deployment(NAMESPACE, "skewed", 8), deployment(NAMESPACE, "balanced", 6)]
+    )
+    server = KubeSim(session_dir / "e2e-manual", body, tls=True, tick=0.1)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def loads(victoria: VictoriaMetrics, sim: KubeSim) -> dict[str, dict[str, float]]:
+    """CPU history for the simulator's pods: one Deployment skewed, one balanced (10 minutes)."""
+    skewed_pods = sorted(p["metadata"]["name"] for p in sim.pods(NAMESPACE, "skewed"))
     skewed = dict(zip(skewed_pods, [2.0, 1.9, 0.5, 0.5, 0.5, 0.5, 0.05, 0.1], strict=True))
-    balanced = dict.fromkeys(pod_names("balanced", 6), 0.5)
+    balanced = dict.fromkeys((p["metadata"]["name"] for p in sim.pods(NAMESPACE, "balanced")), 0.5)
     now_ms = int(time.time() * 1000)
     for container, load in (("skewed", skewed), ("balanced", balanced)):
         victoria.import_series(
@@ -33,13 +47,18 @@ def loads(victoria: VictoriaMetrics) -> dict[str, dict[str, float]]:
 
 
 @pytest.fixture(scope="module")
-def function(victoria: VictoriaMetrics, session_dir: Path) -> Iterator[FunctionServer]:
+def function(
+    victoria: VictoriaMetrics, sim: KubeSim, session_dir: Path
+) -> Iterator[FunctionServer]:
     env = {
         "PROMETHEUS_ENDPOINT": victoria.url,
+        "KUBE_AUTH": "kubeconfig",
+        "KUBECONFIG": str(kubeconfig(sim, session_dir / "e2e-manual" / "kubeconfig")),
         "KUBE_NAMESPACE": NAMESPACE,
         "DEPLOYMENT_NAME": "skewed",
         "WEBHOOK_TOKEN": TOKEN,
         "CPU_VARIANCE_THRESHOLD": "0.1",
+        "DRY_RUN": "false",  # the request's dry_run is what keeps these runs harmless
     }
     server = FunctionServer("rebalance", env, session_dir)
     try:
@@ -72,6 +91,30 @@ def test_dry_run_reports_the_busiest_and_idlest_pods(
     assert result["statistics"]["count"] == 8
     assert result["value"] > result["threshold"] == 0.1
     assert result["expected_after"]["improvement_percent"] > 10
+
+
+def test_manual_dry_run_changes_nothing_in_the_cluster(
+    function: FunctionServer, sim: KubeSim, loads: dict[str, dict[str, float]]
+) -> None:
+    before = {
+        p["metadata"]["name"]: p["metadata"]["resourceVersion"]
+        for p in sim.pods(NAMESPACE, "skewed")
+    }
+    sim.control.delete("/_sim/requests")
+    response = post(function, json={"dry_run": True}, headers=AUTH)
+    assert response.json()["results"][0]["action"] == "would_rebalance"
+    after = {
+        p["metadata"]["name"]: p["metadata"]["resourceVersion"]
+        for p in sim.pods(NAMESPACE, "skewed")
+    }
+    assert after == before
+    state = sim.state()
+    assert not [lease for lease in state["leases"] if lease["metadata"]["namespace"] == NAMESPACE]
+    assert not [e for e in state["events"] if e["metadata"]["namespace"] == NAMESPACE]
+    writes = [r for r in sim.requests() if r["method"] in ("POST", "PUT", "DELETE", "PATCH")]
+    # The evictions were sent, so RBAC and PDBs were exercised, but only as server-side dry runs.
+    assert [r["path"].rsplit("/", 1)[-1] for r in writes] == ["eviction", "eviction"]
+    assert all(r["query"].get("dryRun") == "All" for r in writes)
 
 
 def test_balanced_deployment_is_below_threshold(
