@@ -159,8 +159,12 @@ def field_required(path: str, detail: str = "") -> dict[str, str]:
     return {"reason": "FieldValueRequired", "message": body, "field": path}
 
 
-def field_invalid(path: str, value: object, detail: str) -> dict[str, str]:
-    shown = quote(value) if isinstance(value, str) else str(value)
+def field_invalid(
+    path: str, value: object, detail: str, shown: str | None = None
+) -> dict[str, str]:
+    """field.Invalid; `shown` overrides how the value prints (Go's %#v, e.g. 0x0 for uint64 0)."""
+    if shown is None:
+        shown = quote(value) if isinstance(value, str) else str(value)
     return {
         "reason": "FieldValueInvalid",
         "message": f"Invalid value: {shown}: {detail}",

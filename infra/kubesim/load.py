@@ -1,0 +1,150 @@
+"""The load model: a Kafka topic whose skewed partitions are shared by a consumer group.
+
+Pure and deterministic given its inputs; the cluster feeds it the group's members (the
+Deployment's Ready, non-terminating pods) and asks for each pod's CPU.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ASSIGNORS = ("range", "roundrobin", "sticky", "cooperative-sticky")
+NOISE_CLIP = 3.0  # standard deviations
+
+
+@dataclass(frozen=True)
+class KafkaSpec:
+    topic: str = "events"
+    partitions: int = 48
+    skew: float = 1.2
+    assignor: str = "range"
+    cpu_per_message: float = 0.0002
+    base_cpu: float = 0.05
+    noise: float = 0.03
+    messages_per_second: float = 20000.0
+    seed: int = 7
+
+    @classmethod
+    def from_scenario(cls, spec: Mapping[str, Any]) -> KafkaSpec:
+        out = cls(
+            topic=str(spec.get("topic", cls.topic)),
+            partitions=int(spec.get("partitions", cls.partitions)),
+            skew=float(spec.get("skew", cls.skew)),
+            assignor=str(spec.get("assignor", cls.assignor)).lower(),
+            cpu_per_message=float(spec.get("cpuPerMessage", cls.cpu_per_message)),
+            base_cpu=float(spec.get("baseCpu", cls.base_cpu)),
+            noise=float(spec.get("noise", cls.noise)),
+            messages_per_second=float(spec.get("messagesPerSecond", cls.messages_per_second)),
+            seed=int(spec.get("seed", cls.seed)),
+        )
+        if out.assignor not in ASSIGNORS:
+            raise ValueError(f"kafka.assignor must be one of {ASSIGNORS}, not {out.assignor!r}")
+        if out.partitions < 1:
+            raise ValueError("kafka.partitions must be at least 1")
+        return out
+
+
+def partition_rates(spec: KafkaSpec) -> list[float]:
+    """Zipf-like rates (rank r gets 1/r^skew), ranks shuffled by `seed`, summing to the total."""
+    ranks = list(range(1, spec.partitions + 1))
+    random.Random(spec.seed).shuffle(ranks)
+    weights = [1.0 / rank**spec.skew for rank in ranks]
+    total = sum(weights)
+    return [spec.messages_per_second * w / total for w in weights]
+
+
+def assign(
+    members: Sequence[str],
+    partitions: int,
+    assignor: str,
+    previous: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, list[int]]:
+    """Kafka's Range, RoundRobin or Sticky assignor for one topic; members sorted by id."""
+    ordered = sorted(members)
+    out: dict[str, list[int]] = {m: [] for m in ordered}
+    if not ordered:
+        return out
+    if assignor in ("sticky", "cooperative-sticky"):
+        return sticky(ordered, partitions, previous or {})
+    if assignor == "roundrobin":
+        for p in range(partitions):
+            out[ordered[p % len(ordered)]].append(p)
+        return out
+    per, extra = divmod(partitions, len(ordered))
+    for i, member in enumerate(ordered):
+        start = per * i + min(i, extra)
+        length = per + (1 if i < extra else 0)
+        out[member] = list(range(start, start + length))
+    return out
+
+
+def sticky(
+    members: Sequence[str], partitions: int, previous: Mapping[str, Sequence[int]]
+) -> dict[str, list[int]]:
+    """StickyAssignor's outcome: balanced by count (each member gets floor or ceil of P/N),
+    moving as few partitions as possible; freed partitions go to the least-loaded members.
+    From scratch this is round-robin. The cooperative variant ends in the same assignment."""
+    low, extra = divmod(partitions, len(members))
+    high = low + (1 if extra else 0)
+    out = {m: sorted(p for p in previous.get(m, ()) if p < partitions)[:high] for m in members}
+    seen: set[int] = set()
+    for member in members:  # a partition claimed twice stays with the first claimant
+        out[member] = [p for p in out[member] if p not in seen]
+        seen.update(out[member])
+    at_high = [m for m in members if len(out[m]) == high and extra]
+    for member in at_high[extra:] if extra else []:
+        out[member] = out[member][:low]
+    if not extra:
+        for member in members:
+            out[member] = out[member][:low]
+    taken = {p for owned in out.values() for p in owned}
+    for partition in (p for p in range(partitions) if p not in taken):
+        target = min(members, key=lambda m: (len(out[m]), members.index(m)))
+        out[target].append(partition)
+    return {m: sorted(p) for m, p in out.items()}
+
+
+@dataclass
+class ConsumerGroup:
+    """Membership and assignment; a membership change reassigns everything (eager rebalance)."""
+
+    spec: KafkaSpec
+    rates: list[float] = field(default_factory=list)
+    members: tuple[str, ...] = ()
+    assignment: dict[str, list[int]] = field(default_factory=dict)
+    generation: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.rates:
+            self.rates = partition_rates(self.spec)
+
+    def update(self, members: Sequence[str]) -> bool:
+        ordered = tuple(sorted(members))
+        if ordered == self.members and self.generation > 0:
+            return False
+        self.members = ordered
+        self.assignment = assign(ordered, self.spec.partitions, self.spec.assignor, self.assignment)
+        self.generation += 1
+        return True
+
+    def messages(self, pod: str) -> float:
+        return sum(self.rates[p] for p in self.assignment.get(pod, ()))
+
+    def mean_cpu(self, pod: str) -> float:
+        """The noiseless CPU (cores) of a member; non-members (not Ready) idle at baseCpu."""
+        return self.spec.base_cpu + self.spec.cpu_per_message * self.messages(pod)
+
+    def sample_cpu(self, pod: str, rng: random.Random) -> float:
+        noise = max(-NOISE_CLIP, min(NOISE_CLIP, rng.gauss(0.0, 1.0)))
+        busy = self.spec.cpu_per_message * self.messages(pod) * (1 + self.spec.noise * noise)
+        return max(0.0, self.spec.base_cpu + max(0.0, busy))
+
+
+def population_variance(values: Sequence[float]) -> float:
+    if not values:
+        return 0.0
+    mean = sum(values) / len(values)
+    return sum((v - mean) ** 2 for v in values) / len(values)

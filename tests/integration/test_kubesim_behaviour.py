@@ -1,0 +1,814 @@
+"""The Kubernetes API simulator, driven by the real `kubernetes` client over HTTP(S)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+from kubernetes import client
+from kubernetes.client import ApiException
+
+from infra.kubesim.launcher import KubeSim
+from infra.stack.victoria import VictoriaMetrics
+
+pytestmark = pytest.mark.integration
+
+NS = "posthog"
+DEP = "ingestion-consumer"
+SA = "system:serviceaccount:ops:rebalancer"
+TOKEN = "rebalancer-token"
+READER = "reader-token"
+ALL_RULES = [
+    {
+        "apiGroups": ["", "apps", "policy", "coordination.k8s.io", "events.k8s.io"],
+        "resources": [
+            "pods",
+            "pods/eviction",
+            "deployments",
+            "replicasets",
+            "poddisruptionbudgets",
+            "leases",
+            "events",
+        ],
+        "verbs": ["get", "list", "create", "update", "patch", "delete"],
+    }
+]
+
+
+def scenario(
+    replicas: int = 4, min_available: int | str | None = 3, **deployment: Any
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "namespace": NS,
+        "name": DEP,
+        "replicas": replicas,
+        "labels": {"app": DEP},
+        "container": DEP,
+        "startupSeconds": 1.0,
+        "terminationGracePeriodSeconds": 1,
+        "podAgeSeconds": 3600,
+    }
+    spec.update(deployment)
+    out: dict[str, Any] = {
+        "seed": 11,
+        "users": {
+            TOKEN: {"name": SA, "groups": ["system:serviceaccounts"]},
+            READER: {"name": "jane", "groups": []},
+        },
+        "bindings": [
+            {"user": SA, "namespace": NS, "rules": ALL_RULES},
+            {
+                "user": "jane",
+                "namespace": NS,
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+            },
+        ],
+        "deployments": [
+            spec,
+            {
+                "namespace": NS,
+                "name": "web",
+                "replicas": 2,
+                "labels": {"app": "web", "tier": "frontend"},
+            },
+        ],
+        "pdbs": [],
+    }
+    if min_available is not None:
+        out["pdbs"].append(
+            {"namespace": NS, "name": DEP, "selector": {"app": DEP}, "minAvailable": min_available}
+        )
+    return out
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., KubeSim]]:
+    """Start simulators for this test (about 0.4 s each); all are stopped afterwards."""
+    sims: list[KubeSim] = []
+
+    def make(spec: dict[str, Any] | None = None, **kw: Any) -> KubeSim:
+        kw.setdefault("tick", 0.1)
+        sim = KubeSim(tmp_path, spec or scenario(), **kw)
+        sims.append(sim)
+        return sim
+
+    yield make
+    for sim in sims:
+        sim.stop()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeSim]:
+    """One simulator for the tests that only read."""
+    sim = KubeSim(tmp_path_factory.mktemp("kubesim"), scenario(), tick=0.1)
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@contextlib.contextmanager
+def kube(sim: KubeSim, token: str = TOKEN) -> Iterator[client.ApiClient]:
+    config = client.Configuration(host=sim.url, api_key={"authorization": f"Bearer {token}"})
+    if sim.ca_file is not None:
+        config.ssl_ca_cert = str(sim.ca_file)
+    with client.ApiClient(config) as api:
+        yield api
+
+
+def status_of(exc: ApiException) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(exc.body)
+    return body
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 8.0, step: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def pod_names(core: client.CoreV1Api, selector: str = f"app={DEP}") -> list[str]:
+    return [p.metadata.name for p in core.list_namespaced_pod(NS, label_selector=selector).items]
+
+
+def eviction(name: str, **delete_options: Any) -> client.V1Eviction:
+    options = client.V1DeleteOptions(**delete_options) if delete_options else None
+    return client.V1Eviction(
+        metadata=client.V1ObjectMeta(name=name, namespace=NS), delete_options=options
+    )
+
+
+# ---------------------------------------------------------------------- pods: reading
+
+
+def test_lists_pods_with_label_and_field_selectors(shared: KubeSim) -> None:
+    with kube(shared) as api:
+        core = client.CoreV1Api(api)
+        consumers = core.list_namespaced_pod(NS, label_selector=f"app={DEP}")
+        assert len(consumers.items) == 4
+        assert int(consumers.metadata.resource_version) > 0
+        assert len(pod_names(core, "app in (web,other),tier!=db")) == 2
+        assert len(pod_names(core, "tier")) == 2
+        assert len(pod_names(core, "!tier")) == 4
+        assert pod_names(core, "app notin (web," + DEP + ")") == []
+
+        first = consumers.items[0]
+        by_name = core.list_namespaced_pod(
+            NS, field_selector=f"metadata.name={first.metadata.name}"
+        )
+        assert [p.metadata.name for p in by_name.items] == [first.metadata.name]
+        running = core.list_namespaced_pod(NS, field_selector="status.phase=Running")
+        assert len(running.items) == 6
+        assert core.list_namespaced_pod(NS, field_selector="status.phase!=Running").items == []
+        on_node = core.list_namespaced_pod(
+            NS, field_selector=f"spec.nodeName={first.spec.node_name}"
+        )
+        assert first.metadata.name in [p.metadata.name for p in on_node.items]
+
+        with pytest.raises(ApiException) as bad:
+            core.list_namespaced_pod(NS, field_selector="spec.foo=bar")
+        assert bad.value.status == 400
+        assert status_of(bad.value)["message"] == "field label not supported: spec.foo"
+
+
+def test_pods_look_like_a_replicaset_made_them(shared: KubeSim) -> None:
+    with kube(shared) as api:
+        pod = client.CoreV1Api(api).list_namespaced_pod(NS, label_selector=f"app={DEP}").items[0]
+    owner = pod.metadata.owner_references[0]
+    pod_hash = pod.metadata.labels["pod-template-hash"]
+    assert (owner.kind, owner.name, owner.controller) == ("ReplicaSet", f"{DEP}-{pod_hash}", True)
+    assert pod.metadata.name.startswith(f"{DEP}-{pod_hash}-")
+    assert len(pod.metadata.name.rsplit("-", 1)[1]) == 5
+    age = (datetime.now(UTC) - pod.metadata.creation_timestamp).total_seconds()
+    assert 3595 < age < 3700
+    assert pod.spec.node_name
+    assert pod.spec.containers[0].name == DEP
+    assert pod.spec.termination_grace_period_seconds == 1
+    assert pod.status.phase == "Running"
+    assert pod.status.pod_ip
+    ready = {c.type: c.status for c in pod.status.conditions}
+    assert ready["Ready"] == "True"
+    assert pod.status.container_statuses[0].ready is True
+    assert pod.status.container_statuses[0].restart_count == 0
+
+
+# ---------------------------------------------------------------------- deletion
+
+
+def test_delete_with_a_wrong_uid_precondition_is_a_conflict(start: Callable[..., KubeSim]) -> None:
+    sim = start()
+    with kube(sim) as api:
+        core = client.CoreV1Api(api)
+        pod = core.list_namespaced_pod(NS, label_selector=f"app={DEP}").items[0]
+        name, uid = pod.metadata.name, pod.metadata.uid
+        wrong = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="not-" + uid))
+        with pytest.raises(ApiException) as conflict:
+            core.delete_namespaced_pod(name, NS, body=wrong)
+        assert conflict.value.status == 409
+        assert status_of(conflict.value) == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": (
+                f'Operation cannot be fulfilled on Pod "{name}": the UID in the precondition '
+                f"(not-{uid}) does not match the UID in record ({uid}). The object might have "
+                "been deleted and then recreated"
+            ),
+            "reason": "Conflict",
+            "details": {"name": name, "kind": "Pod"},
+            "code": 409,
+        }
+        assert core.read_namespaced_pod(name, NS).metadata.deletion_timestamp is None
+
+        right = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+        deleted = core.delete_namespaced_pod(name, NS, body=right)
+        assert deleted.metadata.deletion_timestamp is not None
+
+
+def test_bound_pod_terminates_for_its_grace_period_then_disappears(
+    start: Callable[..., KubeSim],
+) -> None:
+    sim = start(scenario(terminationGracePeriodSeconds=2))
+    with kube(sim) as api:
+        core = client.CoreV1Api(api)
+        names = pod_names(core)
+        started = time.monotonic()
+        deleted = core.delete_namespaced_pod(names[0], NS)
+        assert deleted.metadata.deletion_grace_period_seconds == 2
+        time.sleep(0.5)
+        terminating = core.read_namespaced_pod(names[0], NS)
+        assert terminating.metadata.deletion_timestamp is not None
+        ready = {c.type: c.status for c in terminating.status.conditions}
+        assert ready["Ready"] == "False"
+        wait_for(lambda: names[0] not in pod_names(core), timeout=5)
+        assert 1.8 < time.monotonic() - started < 4.0
+
+        # gracePeriodSeconds=0 (force) and an unbound pod both go at once.
+        core.delete_namespaced_pod(names[1], NS, grace_period_seconds=0)
+        assert names[1] not in pod_names(core)
+        sim.set_pod(NS, names[2], nodeName=None)
+        core.delete_namespaced_pod(names[2], NS)
+        assert names[2] not in pod_names(core)
+
+
+def test_deleted_pod_is_replaced_under_a_new_name_and_ready_after_startup(
+    start: Callable[..., KubeSim],
+) -> None:
+    sim = start(scenario(startupSeconds=1.5))
+    with kube(sim) as api:
+        core = client.CoreV1Api(api)
+        before = set(pod_names(core))
+        victim = sorted(before)[0]
+        core.delete_namespaced_pod(victim, NS, grace_period_seconds=0)
+        created = time.monotonic()
+
+        def replacement() -> str | None:
+            fresh = set(pod_names(core)) - before
+            return fresh.pop() if fresh else None
+
+        new = wait_for(replacement, timeout=3)
+        assert new != victim
+        pod = core.read_namespaced_pod(new, NS)
+        assert pod.metadata.labels["pod-template-hash"] in new
+        assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "False"
+
+        def ready() -> bool:
+            conditions = core.read_namespaced_pod(new, NS).status.conditions
+            return {c.type: c.status for c in conditions}["Ready"] == "True"
+
+        wait_for(ready, timeout=5)
+        assert 1.2 < time.monotonic() - created < 4.0
+        deployment = client.AppsV1Api(api).read_namespaced_deployment(DEP, NS)
+        assert deployment.status.ready_replicas == 4
+
+
+def test_dry_run_changes_nothing(start: Callable[..., KubeSim]) -> None:
+    sim = start(scenario(min_available=None))
+    with kube(sim) as api:
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        names = pod_names(core)
+        version = core.list_namespaced_pod(NS).metadata.resource_version
+
+        preview = core.delete_namespaced_pod(names[0], NS, dry_run="All")
+        assert preview.metadata.deletion_timestamp is not None
+        body_dry = client.V1DeleteOptions(dry_run=["All"], grace_period_seconds=0)
+        core.delete_namespaced_pod(names[1], NS, body=body_dry)
+        _, code, _ = core.create_namespaced_pod_eviction_with_http_info(
+            names[2], NS, eviction(names[2]), dry_run="All"
+        )
+        assert code == 201
+        patched = apps.patch_namespaced_deployment(
+            DEP, NS, {"spec": {"replicas": 9}}, dry_run="All"
+        )
+        assert patched.spec.replicas == 9
+
+        assert pod_names(core) == names
+        assert core.list_namespaced_pod(NS).metadata.resource_version == version
+        assert all(
+            p.metadata.deletion_timestamp is None for p in core.list_namespaced_pod(NS).items
+        )
+        assert apps.read_namespaced_deployment(DEP, NS).spec.replicas == 4
+
+
+def test_query_options_are_ignored_when_a_delete_body_is_sent(
+    start: Callable[..., KubeSim],
+) -> None:
+    """kube-apiserver reads DeleteOptions from the body when there is one, else from the query."""
+    sim = start(scenario(min_available=None))
+    with kube(sim) as api:
+        core = client.CoreV1Api(api)
+        name = pod_names(core)[0]
+        core.delete_namespaced_pod(name, NS, body=client.V1DeleteOptions(), dry_run="All")
+        assert core.read_namespaced_pod(name, NS).metadata.deletion_timestamp is not None
+
+
+# ---------------------------------------------------------------------- eviction
+
+
+def test_eviction_blocked_by_the_pdb_is_429_with_the_budget_cause(
+    start: Callable[..., KubeSim],
+) -> None:
+    sim = start(scenario(replicas=4, min_available=4))
+    with kube(sim) as api:
+        core = client.CoreV1Api(api)
+        name = pod_names(core)[0]
+        with pytest.raises(ApiException) as refused:
+            core.create_namespaced_pod_eviction(name, NS, eviction(name))
+    assert refused.value.status == 429
+    assert "Retry-After" not in refused.value.headers
+    assert status_of(refused.value) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+        "reason": "TooManyRequests",
+        "details": {
+            "causes": [
+                {
+                    "reason": "DisruptionBudget",
+                    "message": (
+                        f"The disruption budget {DEP} needs 4 healthy pods and has 4 currently"
+                    ),
+                }
+            ]
+        },
+        "code": 429,
+    }
+    assert all(p["metadata"].get("deletionTimestamp") is None for p in sim.pods(NS, DEP))
+
+
+def test_eviction_spends_the_budget_then_refuses(start: Callable[..., KubeSim]) -> None:
+    sim = start(scenario(replicas=4, min_available=3, startupSeconds=30))
+    with kube(sim) as api:
+        core, policy = client.CoreV1Api(api), client.PolicyV1Api(api)
+        names = pod_names(core)
+        assert policy.read_namespaced_pod_disruption_budget(DEP, NS).status.disruptions_allowed == 1
+        _, code, _ = core.create_namespaced_pod_eviction_with_http_info(
+            names[0], NS, eviction(names[0])
+        )
+        assert code == 201
+        assert core.read_namespaced_pod(names[0], NS).metadata.deletion_timestamp is not None
+        conditions = {c.type: c for c in core.read_namespaced_pod(names[0], NS).status.conditions}
+        assert conditions["DisruptionTarget"].reason == "EvictionByEvictionAPI"
+        budget = policy.read_namespaced_pod_disruption_budget(DEP, NS).status
+        assert (budget.current_healthy, budget.desired_healthy) == (3, 3)
+        assert budget.disruptions_allowed == 0
+        with pytest.raises(ApiException) as refused:
+            core.create_namespaced_pod_eviction(names[1], NS, eviction(names[1]))
+        assert refused.value.status == 429
+        # Evicting the pod that is already terminating succeeds again.
+        _, again, _ = core.create_namespaced_pod_eviction_with_http_info(
+            names[0], NS, eviction(names[0])
+        )
+        assert again == 201
+
+
+def test_pending_pod_is_evictable_despite_the_pdb(start: Callable[..., KubeSim]) -> None:
+    sim = start(scenario(replicas=4, min_available=4))
+    with kube(sim) as api:
+        core = client.CoreV1Api(api)
+        name = pod_names(core)[0]
+        sim.set_pod(NS, name, phase="Pending")
+        raw = core.create_namespaced_pod_eviction(name, NS, eviction(name), _preload_content=False)
+        assert raw.status == 201
+        assert json.loads(raw.data) == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "code": 201,
+        }
+        assert core.read_namespaced_pod(name, NS).metadata.deletion_timestamp is not None
+
+
+def test_eviction_of_a_missing_pod_is_not_found(shared: KubeSim) -> None:
+    with kube(shared) as api, pytest.raises(ApiException) as missing:
+        client.CoreV1Api(api).create_namespaced_pod_eviction("nope", NS, eviction("nope"))
+    assert missing.value.status == 404
+    assert status_of(missing.value)["message"] == 'pods "nope" not found'
+    assert status_of(missing.value)["details"] == {"name": "nope", "kind": "pods"}
+
+
+# ---------------------------------------------------------------------- leases
+
+
+def lease(name: str, holder: str, at: datetime | None = None) -> client.V1Lease:
+    at = at or datetime.now(UTC).replace(microsecond=123456)
+    return client.V1Lease(
+        metadata=client.V1ObjectMeta(name=name, annotations={"pod-rebalancer.io/last": "x"}),
+        spec=client.V1LeaseSpec(
+            holder_identity=holder, lease_duration_seconds=60, acquire_time=at, renew_time=at
+        ),
+    )
+
+
+def test_concurrent_lease_creates_yield_exactly_one_winner(start: Callable[..., KubeSim]) -> None:
+    sim = start()
+    outcomes: list[Any] = []
+    barrier = threading.Barrier(20)
+
+    def contend(i: int) -> None:
+        with kube(sim) as api:
+            coordination = client.CoordinationV1Api(api)
+            barrier.wait()
+            try:
+                coordination.create_namespaced_lease(NS, lease("rebalance-lock", f"run-{i}"))
+                outcomes.append(201)
+            except ApiException as exc:
+                outcomes.append(status_of(exc))
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcomes.count(201) == 1
+    losers = [o for o in outcomes if o != 201]
+    assert len(losers) == 19
+    assert all(
+        o["code"] == 409
+        and o["reason"] == "AlreadyExists"
+        and o["message"] == 'leases.coordination.k8s.io "rebalance-lock" already exists'
+        and o["details"]
+        == {"name": "rebalance-lock", "group": "coordination.k8s.io", "kind": "leases"}
+        for o in losers
+    )
+
+
+def test_stale_lease_update_is_a_conflict(start: Callable[..., KubeSim]) -> None:
+    sim = start()
+    with kube(sim) as api:
+        coordination = client.CoordinationV1Api(api)
+        created = coordination.create_namespaced_lease(NS, lease("lock", "a"))
+        assert created.metadata.annotations == {"pod-rebalancer.io/last": "x"}
+        assert created.spec.acquire_time.microsecond == 123456
+        stale_version = created.metadata.resource_version
+
+        created.spec.holder_identity = "b"
+        updated = coordination.replace_namespaced_lease("lock", NS, created)
+        assert updated.spec.holder_identity == "b"
+        assert updated.metadata.resource_version != stale_version
+
+        created.metadata.resource_version = stale_version
+        created.spec.holder_identity = "c"
+        with pytest.raises(ApiException) as conflict:
+            coordination.replace_namespaced_lease("lock", NS, created)
+        assert conflict.value.status == 409
+        assert status_of(conflict.value)["reason"] == "Conflict"
+        assert status_of(conflict.value)["message"] == (
+            'Operation cannot be fulfilled on leases.coordination.k8s.io "lock": the object has '
+            "been modified; please apply your changes to the latest version and try again"
+        )
+        assert coordination.read_namespaced_lease("lock", NS).spec.holder_identity == "b"
+
+        created.metadata.resource_version = None  # Leases allow no unconditional update
+        with pytest.raises(ApiException) as unconditional:
+            coordination.replace_namespaced_lease("lock", NS, created)
+        assert unconditional.value.status == 422
+        assert status_of(unconditional.value)["message"] == (
+            'leases.coordination.k8s.io "lock" is invalid: metadata.resourceVersion: Invalid '
+            "value: 0x0: must be specified for an update"
+        )
+
+        coordination.delete_namespaced_lease("lock", NS)
+        with pytest.raises(ApiException) as gone:
+            coordination.read_namespaced_lease("lock", NS)
+        assert gone.value.status == 404
+
+
+def test_lease_time_without_six_fractional_digits_is_rejected(
+    start: Callable[..., KubeSim],
+) -> None:
+    """MicroTime needs exactly six digits; isoformat() drops them when the microsecond is 0."""
+    sim = start()
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with kube(sim) as api, pytest.raises(ApiException) as bad:
+        client.CoordinationV1Api(api).create_namespaced_lease(NS, lease("lock", "a", at))
+    assert bad.value.status == 400
+    assert status_of(bad.value)["message"] == (
+        'Lease in version "v1" cannot be handled as a Lease: parsing time '
+        '"2026-01-02T03:04:05+00:00" as "2006-01-02T15:04:05.000000Z07:00": cannot parse '
+        '"+00:00" as ".000000"'
+    )
+
+
+# ---------------------------------------------------------------------- authentication, RBAC
+
+
+def test_user_without_rights_gets_the_real_forbidden_status(start: Callable[..., KubeSim]) -> None:
+    sim = start()
+    with kube(sim, READER) as api:
+        core = client.CoreV1Api(api)
+        name = sim.pods(NS, DEP)[0]["metadata"]["name"]
+        assert core.read_namespaced_pod(name, NS).metadata.name == name
+        with pytest.raises(ApiException) as listing:
+            core.list_namespaced_pod(NS)
+        with pytest.raises(ApiException) as evicting:
+            core.create_namespaced_pod_eviction(name, NS, eviction(name))
+    assert listing.value.status == 403
+    assert status_of(listing.value) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'pods is forbidden: User "jane" cannot list resource "pods" in API group "" '
+        'in the namespace "posthog"',
+        "reason": "Forbidden",
+        "details": {"kind": "pods"},
+        "code": 403,
+    }
+    assert status_of(evicting.value)["message"] == (
+        f'pods "{name}" is forbidden: User "jane" cannot create resource "pods/eviction" in API '
+        'group "" in the namespace "posthog"'
+    )
+    assert status_of(evicting.value)["details"] == {"name": name, "kind": "pods"}
+
+
+def test_unknown_token_is_unauthorized(shared: KubeSim) -> None:
+    with kube(shared, "who-knows") as api, pytest.raises(ApiException) as denied:
+        client.CoreV1Api(api).list_namespaced_pod(NS)
+    assert denied.value.status == 401
+    assert status_of(denied.value) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
+    }
+
+
+def test_unknown_paths_and_methods_answer_with_a_status(shared: KubeSim) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    missing = shared.control.get(f"/api/v1/namespaces/{NS}/configmaps", headers=headers)
+    assert missing.status_code == 404
+    assert missing.json()["message"] == "the server could not find the requested resource"
+    not_allowed = shared.control.delete(
+        f"/apis/apps/v1/namespaces/{NS}/deployments/{DEP}", headers=headers
+    )
+    assert not_allowed.status_code == 405
+    assert not_allowed.json()["reason"] == "MethodNotAllowed"
+    garbage = shared.control.post(
+        f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases", headers=headers, content=b"{nope"
+    )
+    assert garbage.status_code == 400
+    assert garbage.json()["reason"] == "BadRequest"
+
+
+def test_tls_with_the_simulators_ca(start: Callable[..., KubeSim]) -> None:
+    sim = start(tls=True)
+    assert sim.url.startswith("https://127.0.0.1:")
+    assert sim.ca_file is not None
+    with kube(sim) as api:
+        assert len(pod_names(client.CoreV1Api(api))) == 4
+    config = client.Configuration(host=sim.url, api_key={"authorization": f"Bearer {TOKEN}"})
+    config.retries = False
+    with (
+        client.ApiClient(config) as api,
+        pytest.raises((ApiException, urllib3.exceptions.HTTPError)),
+    ):
+        client.CoreV1Api(api).list_namespaced_pod(NS)  # no CA: the certificate is not trusted
+
+
+# ---------------------------------------------------------------------- faults and the request log
+
+
+def test_faults_are_visible_through_the_client(start: Callable[..., KubeSim]) -> None:
+    sim = start()
+    with kube(sim) as api:
+        core = client.CoreV1Api(api)
+        sim.set_fault("pods.list", status=500, times=1)
+        with pytest.raises(ApiException) as broken:
+            core.list_namespaced_pod(NS)
+        assert broken.value.status == 500
+        assert status_of(broken.value)["reason"] == "InternalError"
+        assert len(core.list_namespaced_pod(NS).items) == 6  # only once
+
+        sim.set_fault("pods.evict", status=503, times=1)
+        name = pod_names(core)[0]
+        with pytest.raises(ApiException) as unavailable:
+            core.create_namespaced_pod_eviction(name, NS, eviction(name))
+        assert unavailable.value.status == 503
+
+        sim.set_fault("leases.*", latency=0.6, times=1)
+        started = time.monotonic()
+        client.CoordinationV1Api(api).list_namespaced_lease(NS)
+        assert time.monotonic() - started >= 0.6
+
+        sim.set_fault("pods.get", drop=True)
+        with pytest.raises(urllib3.exceptions.MaxRetryError):
+            core.read_namespaced_pod(name, NS)
+        sim.clear_faults()
+        sim.set_fault("pods.get", drop=True, times=1)
+        assert core.read_namespaced_pod(name, NS).metadata.name == name  # urllib3 retried
+
+    log = sim.requests()
+    evictions = [r for r in log if r["route"] == "pods.evict"]
+    assert evictions[0]["status"] == 503
+    assert evictions[0]["user"] == SA
+    assert evictions[0]["method"] == "POST"
+    assert evictions[0]["path"] == f"/api/v1/namespaces/{NS}/pods/{name}/eviction"
+
+
+# ---------------------------------------------------------------------- deployments
+
+
+def test_deployment_patch_conflict_and_observable_rollout(start: Callable[..., KubeSim]) -> None:
+    sim = start(scenario(replicas=3, min_available=None, startupSeconds=0.4))
+    with kube(sim) as api:
+        apps = client.AppsV1Api(api)
+        current = apps.read_namespaced_deployment(DEP, NS)
+        assert current.metadata.generation == 1
+        assert current.status.updated_replicas == 3
+        assert current.status.unavailable_replicas is None
+        (old_set,) = apps.list_namespaced_replica_set(NS, label_selector=f"app={DEP}").items
+        old_hash = old_set.metadata.labels["pod-template-hash"]
+
+        stale = {"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 5}}
+        with pytest.raises(ApiException) as conflict:
+            apps.patch_namespaced_deployment(DEP, NS, stale)
+        assert conflict.value.status == 409
+        assert status_of(conflict.value)["message"] == (
+            f'Operation cannot be fulfilled on deployments.apps "{DEP}": the object has been '
+            "modified; please apply your changes to the latest version and try again"
+        )
+
+        restart = {"spec": {"template": {"metadata": {"annotations": {"restartedAt": "now"}}}}}
+        patched = apps.patch_namespaced_deployment(DEP, NS, restart)
+        assert patched.metadata.generation == 2
+        seen: list[tuple[int, int]] = []
+
+        def rolled_out() -> bool:
+            d = apps.read_namespaced_deployment(DEP, NS)
+            seen.append((d.status.observed_generation, d.status.updated_replicas or 0))
+            return bool(
+                d.status.observed_generation == 2
+                and d.status.updated_replicas == 3
+                and d.status.replicas == 3
+                and d.status.ready_replicas == 3
+            )
+
+        wait_for(rolled_out, timeout=8, step=0.1)
+        assert any(updated < 3 for gen, updated in seen if gen == 2)  # the rollout was visible
+        sets = apps.list_namespaced_replica_set(NS, label_selector=f"app={DEP}").items
+        replicas = {rs.metadata.labels["pod-template-hash"]: rs.spec.replicas for rs in sets}
+        new_hash = next(h for h in replicas if h != old_hash)
+        assert replicas == {old_hash: 0, new_hash: 3}
+        hashes = {
+            p["metadata"]["labels"]["pod-template-hash"]
+            for p in sim.pods(NS, DEP)
+            if "deletionTimestamp" not in p["metadata"]
+        }
+        assert hashes == {new_hash}
+
+
+def test_changing_replicas_scales_the_replicaset(start: Callable[..., KubeSim]) -> None:
+    sim = start(scenario(min_available=None, startupSeconds=0.3))
+    with kube(sim) as api:
+        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+        down = [{"op": "replace", "path": "/spec/replicas", "value": 2}]  # a JSON patch
+        assert apps.patch_namespaced_deployment(DEP, NS, down).metadata.generation == 2
+        wait_for(lambda: len(pod_names(core)) == 2, timeout=5)
+        apps.patch_namespaced_deployment(DEP, NS, {"spec": {"replicas": 5}})
+
+        def scaled_up() -> bool:
+            status = apps.read_namespaced_deployment(DEP, NS).status
+            return bool(status.ready_replicas == 5 and status.observed_generation == 3)
+
+        wait_for(scaled_up, timeout=5)
+
+
+def test_stuck_rollout_can_be_faked(start: Callable[..., KubeSim]) -> None:
+    sim = start()
+    sim.set_deployment(NS, DEP, status={"updatedReplicas": 2, "unavailableReplicas": 2})
+    with kube(sim) as api:
+        status = client.AppsV1Api(api).read_namespaced_deployment(DEP, NS).status
+    assert (status.updated_replicas, status.unavailable_replicas, status.replicas) == (2, 2, 4)
+
+
+# ---------------------------------------------------------------------- events
+
+
+def test_events_are_stored_and_listed_in_both_apis(start: Callable[..., KubeSim]) -> None:
+    sim = start()
+    regarding = client.V1ObjectReference(kind="Deployment", name=DEP, namespace=NS)
+    with kube(sim) as api:
+        core = client.CoreV1Api(api)
+        created = core.create_namespaced_event(
+            NS,
+            client.CoreV1Event(
+                metadata=client.V1ObjectMeta(generate_name=f"{DEP}."),
+                involved_object=regarding,
+                reason="Rebalanced",
+                message="evicted 2 pods",
+                type="Normal",
+            ),
+        )
+        assert created.metadata.name.startswith(f"{DEP}.")
+        client.EventsV1Api(api).create_namespaced_event(
+            NS,
+            client.EventsV1Event(
+                metadata=client.V1ObjectMeta(generate_name=f"{DEP}."),
+                event_time=datetime.now(UTC).replace(microsecond=5),
+                reporting_controller="pod-rebalancer",
+                reporting_instance="run-1",
+                action="Evict",
+                reason="Rebalanced",
+                type="Normal",
+                note="second",
+                regarding=regarding,
+            ),
+        )
+        messages = sorted(e.message for e in core.list_namespaced_event(NS).items)
+        assert messages == ["evicted 2 pods", "second"]
+        selected = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={DEP}")
+        assert len(selected.items) == 2
+
+
+# ---------------------------------------------------------------------- load model
+
+
+def test_cpu_series_per_pod_and_reassignment_after_deleting_the_busiest(
+    start: Callable[..., KubeSim], victoria: VictoriaMetrics
+) -> None:
+    namespace = "kubesim-load"
+    spec = scenario(replicas=6, min_available=None, startupSeconds=0.3)
+    deployment = spec["deployments"][0]
+    deployment["namespace"] = namespace
+    deployment["kafka"] = {"partitions": 24, "skew": 1.2, "assignor": "range", "seed": 7}
+    spec["bindings"][0]["namespace"] = "*"
+    spec["metrics"] = {"intervalSeconds": 0.3, "backfillMinutes": 10}
+    sim = start(spec, victoria_url=victoria.url)
+
+    model = sim.cpu(namespace, DEP)
+    assert len(model["members"]) == 6
+    assert sum(len(p) for p in model["assignment"].values()) == 24
+    promql = (
+        f'sum by(pod)(rate(container_cpu_usage_seconds_total{{namespace="{namespace}",'
+        f'container="{DEP}"}}[5m]))'
+    )
+    measured = {
+        r["metric"]["pod"]: float(r["value"][1]) for r in victoria.query(promql, time.time())
+    }
+    assert set(measured) == set(model["members"])
+    for pod, value in measured.items():
+        assert value == pytest.approx(model["pods"][pod]["cpu"], rel=0.05)
+
+    busiest = max(model["members"], key=lambda p: model["pods"][p]["cpu"])
+    with kube(sim) as api:
+        client.CoreV1Api(api).delete_namespaced_pod(busiest, namespace, grace_period_seconds=0)
+    after = sim.cpu(namespace, DEP)
+    assert after["generation"] > model["generation"]
+    assert busiest not in after["members"]
+    assert sum(len(p) for p in after["assignment"].values()) == 24
+
+    def rejoined() -> dict[str, Any] | None:
+        now = sim.cpu(namespace, DEP)
+        return now if len(now["members"]) == 6 else None
+
+    settled = wait_for(rejoined, timeout=5)
+    newcomer = (set(settled["members"]) - set(model["members"])).pop()
+    assert settled["assignment"][newcomer]
+
+    def newcomer_series() -> bool:
+        # A range selector: instant queries near "now" lag 30 s (VictoriaMetrics' latency offset).
+        selector = f'container_cpu_usage_seconds_total{{namespace="{namespace}",pod="{newcomer}"}}'
+        found = victoria.query(f"{selector}[1m]", time.time())
+        return bool(found)
+
+    wait_for(newcomer_series, timeout=5, step=0.2)
