@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager
+DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager openssl
 export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
 
 .PHONY: setup system-packages demo test lint pytest unit integration bench package clean

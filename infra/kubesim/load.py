@@ -26,6 +26,10 @@ class KafkaSpec:
     noise: float = 0.03
     messages_per_second: float = 20000.0
     seed: int = 7
+    # "fresh": the group starts from the assignor's from-scratch assignment. "clustered" (sticky
+    # assignors only): it starts the way a long-lived sticky group can drift, with the hottest
+    # partitions piled on a few members, which is the imbalance evicting outliers undoes.
+    initial: str = "fresh"
 
     @classmethod
     def from_scenario(cls, spec: Mapping[str, Any]) -> KafkaSpec:
@@ -39,7 +43,10 @@ class KafkaSpec:
             noise=float(spec.get("noise", cls.noise)),
             messages_per_second=float(spec.get("messagesPerSecond", cls.messages_per_second)),
             seed=int(spec.get("seed", cls.seed)),
+            initial=str(spec.get("initialAssignment", cls.initial)).lower(),
         )
+        if out.initial not in ("fresh", "clustered"):
+            raise ValueError("kafka.initialAssignment must be 'fresh' or 'clustered'")
         if out.assignor not in ASSIGNORS:
             raise ValueError(f"kafka.assignor must be one of {ASSIGNORS}, not {out.assignor!r}")
         if out.partitions < 1:
@@ -107,6 +114,22 @@ def sticky(
     return {m: sorted(p) for m, p in out.items()}
 
 
+def clustered(members: Sequence[str], rates: Sequence[float], seed: int) -> dict[str, list[int]]:
+    """Balanced by count like sticky, but with partitions dealt hottest-first in blocks, so a
+    few members own the hot partitions (members in a seeded order, not by name)."""
+    order = list(members)
+    random.Random(seed).shuffle(order)
+    hottest = sorted(range(len(rates)), key=lambda p: -rates[p])
+    low, extra = divmod(len(rates), len(order))
+    out: dict[str, list[int]] = {}
+    start = 0
+    for index, member in enumerate(order):
+        size = low + (1 if index < extra else 0)
+        out[member] = sorted(hottest[start : start + size])
+        start += size
+    return out
+
+
 @dataclass
 class ConsumerGroup:
     """Membership and assignment; a membership change reassigns everything (eager rebalance)."""
@@ -126,7 +149,12 @@ class ConsumerGroup:
         if ordered == self.members and self.generation > 0:
             return False
         self.members = ordered
-        self.assignment = assign(ordered, self.spec.partitions, self.spec.assignor, self.assignment)
+        if self.generation == 0 and self.spec.initial == "clustered" and ordered:
+            self.assignment = clustered(ordered, self.rates, self.spec.seed)
+        else:
+            self.assignment = assign(
+                ordered, self.spec.partitions, self.spec.assignor, self.assignment
+            )
         self.generation += 1
         return True
 

@@ -1,7 +1,10 @@
 """`make demo`: the whole path on the local stack, with real servers on loopback.
 
-VictoriaMetrics gets 20 minutes of skewed CPU history for a 12-pod consumer Deployment; the
-function, served by functions-framework, is asked for a dry run; the decision is printed.
+VictoriaMetrics + the Kubernetes API simulator (an `ingestion-consumer` Deployment of 12 pods
+consuming 48 skewed Kafka partitions, CPU counters written by the simulator's load model) + the
+function served by functions-framework. First a dry run, then a real run with DRY_RUN=false, then
+per-pod CPU and the statistic before and after the consumer group rebalanced, as a table and as a
+PNG chart.
 """
 
 from __future__ import annotations
@@ -10,45 +13,160 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from infra.stack.processes import function_server
-from infra.stack.series import cpu_counters, pod_names, skewed_loads
-from infra.stack.victoria import victoria_metrics
+from infra.kubesim.launcher import KubeSim
+from infra.stack.kube import deployment, kubeconfig, scenario
+from infra.stack.processes import REPO, function_server
+from infra.stack.victoria import VictoriaMetrics, victoria_metrics
 
 NAMESPACE = "posthog"
 DEPLOYMENT = "ingestion-consumer"
+REPLICAS = 12
+WINDOW = "20s"  # the short window used to show CPU before and after (the function uses 5m)
+CHART = REPO / "build" / "demo-rebalance.png"
+
+KAFKA = {
+    "topic": "events",
+    "partitions": 48,
+    "skew": 0.8,
+    "assignor": "sticky",
+    "initialAssignment": "clustered",
+    "cpuPerMessage": 0.0004,
+    "baseCpu": 0.05,
+    "noise": 0.03,
+    "messagesPerSecond": 20000,
+    "seed": 7,
+}
 
 
-def render(result: dict[str, Any]) -> str:
+def banner(text: str) -> None:
+    print(f"\n=== {text} " + "=" * max(0, 74 - len(text)))
+
+
+def per_pod_cpu(vm: VictoriaMetrics, at: float) -> dict[str, float]:
+    query = (
+        f'sum by(pod)(rate(container_cpu_usage_seconds_total{{namespace="{NAMESPACE}",'
+        f'container="{DEPLOYMENT}"}}[{WINDOW}]))'
+    )
+    values = {}
+    for series in vm.query(query, at):
+        metric, value = series["metric"], series["value"]
+        assert isinstance(metric, Mapping)
+        assert isinstance(value, list)
+        values[str(metric["pod"])] = float(value[1])
+    return values
+
+
+def variance(values: Mapping[str, float]) -> float:
+    data = list(values.values())
+    mean = sum(data) / len(data)
+    return sum((v - mean) ** 2 for v in data) / len(data)
+
+
+def decision_table(result: dict[str, Any], cpu: Mapping[str, float]) -> str:
     roles = {s["pod"]: s["role"] for s in result["selected"]}
-    lines = [
-        f"target      {result['target']['namespace']}/{result['target']['deployment']}",
-        f"decision    {result['action']} ({result['reason']})"
-        + ("  [dry run: nothing was evicted]" if result["dry_run"] else ""),
-    ]
+    rows = [f"  {'pod':<40} {'cpu (cores)':>11}  role", "  " + "-" * 62]
+    for pod in sorted(cpu, key=lambda p: -cpu[p]):
+        rows.append(f"  {pod:<40} {cpu[pod]:>11.3f}  {roles.get(pod, '')}")
+    rows.append("")
+    rows.append(
+        f"  decision  {result['action']} ({result['reason']})"
+        + ("   [dry run: nothing evicted]" if result["dry_run"] else "")
+    )
     if result["value"] is not None:
-        lines.append(
-            f"statistic   {result['statistic']} = {result['value']:.4f}"
-            f"  (threshold {result['threshold']})"
+        rows.append(
+            f"  {result['statistic']} {result['value']:.4f} > threshold {result['threshold']}"
         )
-    expected = result.get("expected_after")
-    if expected:
-        lines.append(
-            f"expected    {expected['value']:.4f} after removing the selection "
+    if result.get("expected_after"):
+        expected = result["expected_after"]
+        rows.append(
+            f"  expected after removing the selection: {expected['value']:.4f} "
             f"({expected['improvement_percent']:.1f}% lower)"
         )
-    return "\n".join(lines), roles  # type: ignore[return-value]
-
-
-def table(loads: dict[str, float], measured: dict[str, float], roles: dict[str, str]) -> str:
-    rows = [f"{'pod':<42} {'cpu (cores)':>11}  role", "-" * 64]
-    for pod in sorted(measured, key=lambda p: -measured[p]):
-        rows.append(f"{pod:<42} {measured[pod]:>11.3f}  {roles.get(pod, '')}")
+    if result["evicted"]:
+        rows.append(f"  evicted   {', '.join(result['evicted'])}")
     return "\n".join(rows)
+
+
+def before_after_table(before: Mapping[str, float], after: Mapping[str, float]) -> str:
+    rows = [f"  {'before':<40} {'cores':>6}    {'after':<40} {'cores':>6}", "  " + "-" * 98]
+    left = sorted(before.items(), key=lambda kv: -kv[1])
+    right = sorted(after.items(), key=lambda kv: -kv[1])
+    for index in range(max(len(left), len(right))):
+        a = f"{left[index][0]:<40} {left[index][1]:>6.3f}" if index < len(left) else " " * 47
+        b = f"{right[index][0]:<40} {right[index][1]:>6.3f}" if index < len(right) else ""
+        rows.append(f"  {a}    {b}")
+    rows.append("  " + "-" * 98)
+    rows.append(
+        f"  {'variance':<40} {variance(before):>6.4f}    {'variance':<40} {variance(after):>6.4f}"
+    )
+    return "\n".join(rows)
+
+
+def chart(before: Mapping[str, float], after: Mapping[str, float], evicted: list[str]) -> Path:
+    import matplotlib  # noqa: PLC0415  (a demo dependency, not the function's)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    CHART.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    panels = (
+        ("before", before, "red: evicted"),
+        ("after the rebalance", after, "green: replacements"),
+    )
+    for axis, (title, values, legend) in zip(axes, panels, strict=True):
+        ordered = sorted(values.items(), key=lambda kv: -kv[1])
+        colors = [
+            "tab:red" if pod in evicted else "tab:green" if pod not in before else "tab:blue"
+            for pod, _ in ordered
+        ]
+        axis.bar(range(len(ordered)), [v for _, v in ordered], color=colors)
+        mean = sum(values.values()) / len(values)
+        axis.axhline(mean, color="gray", linestyle="--", linewidth=1, label=f"mean {mean:.2f}")
+        axis.set_title(f"{title}: variance {variance(values):.3f}")
+        axis.set_xlabel(f"pods, busiest first ({legend})")
+        axis.set_xticks([])
+        axis.legend(loc="upper right")
+    axes[0].set_ylabel("CPU (cores)")
+    fig.suptitle(f"{NAMESPACE}/{DEPLOYMENT}: per-pod CPU ({WINDOW} rate)")
+    fig.tight_layout()
+    fig.savefig(CHART, dpi=100)
+    plt.close(fig)
+    return CHART
+
+
+def wait_settled(sim: KubeSim, timeout: float = 60.0) -> float:
+    """Wait until every replica is Ready again and nothing is terminating; return that time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pods = sim.pods(NAMESPACE, DEPLOYMENT)
+        terminating = [p for p in pods if p["metadata"].get("deletionTimestamp")]
+        ready = [
+            p
+            for p in pods
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p["status"].get("conditions", [])
+            )
+        ]
+        if not terminating and len(ready) == REPLICAS:
+            return time.time()
+        time.sleep(0.2)
+    raise RuntimeError("the Deployment did not settle within a minute")
+
+
+def invoke(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    if response.status_code != 200:
+        raise RuntimeError(f"HTTP {response.status_code}: {response.text}")
+    result: dict[str, Any] = response.json()["results"][0]
+    return result
 
 
 def main() -> int:
@@ -56,47 +174,74 @@ def main() -> int:
     token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="pod-rebalancer-demo-") as tmp:
         workdir = Path(tmp)
-        with victoria_metrics(workdir) as vm:
-            pods = pod_names(DEPLOYMENT, 12)
-            loads = dict(zip(pods, skewed_loads(len(pods)), strict=True))
-            now_ms = int(time.time() * 1000)
-            vm.import_series(cpu_counters(NAMESPACE, DEPLOYMENT, loads, now_ms, minutes=20))
-            print(f"VictoriaMetrics at {vm.url}: 20 minutes of CPU history for {len(pods)} pods")
-            env = {
-                "PROMETHEUS_ENDPOINT": vm.url,
-                "KUBE_NAMESPACE": NAMESPACE,
-                "DEPLOYMENT_NAME": DEPLOYMENT,
-                "WEBHOOK_TOKEN": token,
-                "DRY_RUN": "true",
-                "LOG_LEVEL": "warning",
-            }
-            with function_server("rebalance", env, workdir) as fn:
-                print(f"function served by functions-framework at {fn.url}")
-                print('POST / {"dry_run": true}\n')
-                response = httpx.post(
-                    fn.url,
-                    json={"dry_run": True},
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=60,
-                )
-                if response.status_code != 200:
-                    print(f"unexpected HTTP {response.status_code}: {response.text}")
-                    return 1
-                result = response.json()["results"][0]
-                at = time.time() - 60
-                query = (
-                    f'sum by(pod)(rate(container_cpu_usage_seconds_total{{namespace="{NAMESPACE}",'
-                    f'container="{DEPLOYMENT}"}}[5m]))'
-                )
-                measured = {
-                    str(s["metric"]["pod"]): float(s["value"][1])  # type: ignore[index]
-                    for s in vm.query(query, at)
-                }
-        summary, roles = render(result)
-        print(table(loads, measured, roles))
-        print()
-        print(summary)
-    print(f"\ndemo finished in {time.monotonic() - started:.1f}s")
+        with victoria_metrics(workdir, latency_offset="1s") as vm:
+            body = scenario(
+                [NAMESPACE],
+                [deployment(NAMESPACE, DEPLOYMENT, REPLICAS, startupSeconds=2.0, kafka=KAFKA)],
+                pdbs=[
+                    {
+                        "namespace": NAMESPACE,
+                        "name": DEPLOYMENT,
+                        "selector": {"app": DEPLOYMENT},
+                        "maxUnavailable": 2,
+                    }
+                ],
+                metrics={"intervalSeconds": 1.0, "backfillMinutes": 20},
+            )
+            sim = KubeSim(workdir, body, tls=True, victoria_url=vm.url, tick=0.2)
+            try:
+                return run(vm, sim, workdir, token, started)
+            finally:
+                sim.stop()
+
+
+def run(vm: VictoriaMetrics, sim: KubeSim, workdir: Path, token: str, started: float) -> int:
+    print(f"VictoriaMetrics   {vm.url}")
+    print(f"Kubernetes API    {sim.url} (simulator, TLS; {REPLICAS} pods, 48 skewed partitions)")
+    print("history           20 minutes backfilled by the load model, then a sample a second")
+    env = {
+        "PROMETHEUS_ENDPOINT": vm.url,
+        "KUBE_AUTH": "kubeconfig",
+        "KUBECONFIG": str(kubeconfig(sim, workdir / "kubeconfig")),
+        "KUBE_NAMESPACE": NAMESPACE,
+        "DEPLOYMENT_NAME": DEPLOYMENT,
+        "WEBHOOK_TOKEN": token,
+        "LOG_LEVEL": "warning",
+        "DRY_RUN": "true",
+    }
+
+    banner("1. dry run (DRY_RUN=true)")
+    with function_server("rebalance", env, workdir) as fn:
+        dry = invoke(fn.url, token, {"dry_run": True})
+    print(decision_table(dry, per_pod_cpu(vm, time.time() - 1)))
+
+    banner("2. real run")
+    print("  !!! DRY_RUN=false: the next call EVICTS pods from the simulated cluster !!!")
+    with function_server("rebalance", {**env, "DRY_RUN": "false"}, workdir) as fn:
+        before = per_pod_cpu(vm, time.time() - 1)
+        real = invoke(fn.url, token, {})
+    print(decision_table(real, before))
+    if real["action"] != "rebalanced":
+        print("\n  nothing was evicted, so there is nothing to compare")
+        return 1
+
+    banner("3. the consumer group rebalances")
+    evicted_at = time.time()
+    settled = wait_settled(sim)
+    print(
+        f"  all {REPLICAS} replicas Ready again {settled - evicted_at:.1f}s after the evictions; "
+        f"waiting for a full {WINDOW} of samples from the new assignment"
+    )
+    time.sleep(22)
+    current = {p["metadata"]["name"] for p in sim.pods(NAMESPACE, DEPLOYMENT)}
+    # Series of the evicted pods linger inside the window; only the pods that exist now count.
+    after = {pod: cpu for pod, cpu in per_pod_cpu(vm, time.time() - 1).items() if pod in current}
+    print(before_after_table(before, after))
+    drop = (1 - variance(after) / variance(before)) * 100
+    print(f"\n  variance {variance(before):.4f} -> {variance(after):.4f} ({drop:.0f}% lower)")
+    path = chart(before, after, real["evicted"])
+    print(f"  chart: {path}")
+    print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
     return 0
 
 

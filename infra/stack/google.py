@@ -11,7 +11,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 SERVICE_ACCOUNT = "pod-rebalancer@local-project.iam.gserviceaccount.com"
 
@@ -22,6 +22,7 @@ class GoogleServer:
         self.clusters = clusters or {}  # "projects/P/locations/L/clusters/C" -> {endpoint, ca}
         self.tokens_issued = 0
         self.requests: list[tuple[str, str]] = []
+        self.token_scopes: list[str] = []  # the `scopes` asked for at each token request
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = int(self._httpd.server_address[1])
@@ -63,14 +64,15 @@ class GoogleServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                path = urlparse(self.path).path
+                url = urlparse(self.path)
+                path = url.path
                 with server._lock:
                     server.requests.append(("GET", path))
                 if path.startswith("/computeMetadata/v1/"):
                     if self.headers.get("Metadata-Flavor") != "Google":
                         self._send(403, "Missing Metadata-Flavor:Google header.")
                         return
-                    self._metadata(path.removeprefix("/computeMetadata/v1/"))
+                    self._metadata(path.removeprefix("/computeMetadata/v1/"), parse_qs(url.query))
                 elif path.startswith("/v1/projects/"):
                     self._cluster(path.removeprefix("/v1/"))
                 elif path == "/":
@@ -78,21 +80,26 @@ class GoogleServer:
                 else:
                     self._send(404, "not found")
 
-            def _metadata(self, path: str) -> None:
-                account = "instance/service-accounts/default/"
+            def _metadata(self, path: str, query: dict[str, list[str]]) -> None:
+                # The account is named "default" or by its email: google-auth asks for "default"
+                # first and by email on every later refresh, as the real server allows.
+                prefix = "instance/service-accounts/"
+                name, _, leaf = path.removeprefix(prefix).partition("/")
+                known = path.startswith(prefix) and name in ("default", SERVICE_ACCOUNT)
                 if path == "project/project-id":
                     self._send(200, "local-project")
-                elif path in (account, account.rstrip("/")):
+                elif known and leaf == "":
                     self._send(
                         200,
                         {"email": SERVICE_ACCOUNT, "aliases": ["default"], "scopes": ["cloud"]},
                     )
-                elif path == account + "email":
+                elif known and leaf == "email":
                     self._send(200, SERVICE_ACCOUNT)
-                elif path == account + "token":
+                elif known and leaf == "token":
                     with server._lock:
                         server.tokens_issued += 1
                         number = server.tokens_issued
+                        server.token_scopes.append(",".join(query.get("scopes", [])))
                     self._send(
                         200,
                         {

@@ -14,7 +14,9 @@ from infra.stack.processes import ServerProcess, free_port
 
 
 class VictoriaMetrics:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, latency_offset: str | None = None) -> None:
+        """`latency_offset` (e.g. "1s") lets instant queries see samples younger than VM's
+        default 30 s; the demo uses it to show the cluster seconds after a rebalance."""
         binary = shutil.which("victoria-metrics")
         if binary is None:
             raise RuntimeError("victoria-metrics is not installed: run `make setup`")
@@ -32,6 +34,7 @@ class VictoriaMetrics:
                 # Tests import history after querying: never answer from a stale cache.
                 "-search.disableCache",
                 "-loggerLevel=WARN",
+                *([f"-search.latencyOffset={latency_offset}"] if latency_offset else []),
             ],
             workdir,
         )
@@ -60,8 +63,8 @@ class VictoriaMetrics:
 
 
 @contextlib.contextmanager
-def victoria_metrics(workdir: Path) -> Iterator[VictoriaMetrics]:
-    vm = VictoriaMetrics(workdir)
+def victoria_metrics(workdir: Path, latency_offset: str | None = None) -> Iterator[VictoriaMetrics]:
+    vm = VictoriaMetrics(workdir, latency_offset)
     try:
         yield vm
     finally:
