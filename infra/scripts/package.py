@@ -1,4 +1,4 @@
-"""Builds the deployable zip: main.py, the package and requirements.txt, byte-for-byte reproducible."""
+"""Builds the deployable zip: main.py, the package and requirements.txt, reproducibly."""
 
 from __future__ import annotations
 
