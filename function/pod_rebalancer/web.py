@@ -24,6 +24,7 @@ from pod_rebalancer.triggers import parse_body
 
 MAX_BODY = 1024 * 1024
 SIGNATURE_MAX_SKEW = 300.0  # seconds
+TOKEN_HEADER = "X-Pod-Rebalancer-Token"  # noqa: S105  (a header name)
 
 
 def respond(
@@ -55,10 +56,15 @@ def authorized(request: flask.Request, settings: Settings) -> bool:
     if expected is None:
         return False  # a configured token that cannot be read admits nobody
     header = request.headers.get("Authorization", "")
-    scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not presented:
-        return False
-    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+    scheme, _, bearer = header.partition(" ")
+    candidates = [bearer.strip()] if scheme.lower() == "bearer" and bearer.strip() else []
+    # Cloud Scheduler with an OIDC token (checked by Cloud Run's IAM) uses Authorization for it,
+    # so the token may come in its own header instead.
+    if request.headers.get(TOKEN_HEADER):
+        candidates.append(request.headers[TOKEN_HEADER].strip())
+    # Compare every candidate (constant time each) so timing reveals nothing about which matched.
+    matches = [hmac.compare_digest(c.encode(), expected.encode()) for c in candidates]
+    return any(matches)
 
 
 def signed(request: flask.Request, body: bytes, settings: Settings, now: float) -> bool:

@@ -235,3 +235,12 @@ def test_signed_timestamps_must_be_fresh(hmac_env: pytest.MonkeyPatch) -> None:
             "X-Grafana-Alerting-Signature": sign(BAD_BODY, "grafana-shared-secret", stamp),
         }
         assert app.post("/", data=BAD_BODY, headers=headers).status_code == status
+
+
+def test_the_token_may_come_in_its_own_header_beside_an_oidc_bearer(
+    env: pytest.MonkeyPatch,
+) -> None:
+    headers = {"Authorization": "Bearer eyJ.oidc.token", "X-Pod-Rebalancer-Token": TOKEN}
+    assert client().post("/", json={"namespace": "Bad"}, headers=headers).status_code == 400
+    headers["X-Pod-Rebalancer-Token"] = "wrong"
+    assert client().post("/", json={"namespace": "Bad"}, headers=headers).status_code == 401
