@@ -1,12 +1,20 @@
-"""Bearer-token authentication and RBAC-like authorization with kube-apiserver's messages."""
+"""Bearer-token authentication and RBAC-like authorization with kube-apiserver's messages.
+
+Tokens are static (the scenario's `users`), or EKS `k8s-aws-v1.` tokens verified against an STS
+endpoint and mapped from the caller's ARN (the scenario's `eks`, see eks.py).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.kubesim.eks import PREFIX, EksVerifier, TokenError, canonical_arn
 from infra.kubesim.status import ApiError, forbidden, unauthorized
+
+log = logging.getLogger("kubesim.auth")
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,8 @@ class Authorizer:
     users: dict[str, User] = field(default_factory=dict)
     bindings: list[Binding] = field(default_factory=list)
     anonymous: bool = True  # kube-apiserver's default --anonymous-auth=true
+    eks: EksVerifier | None = None
+    eks_users: dict[str, User] = field(default_factory=dict)  # caller ARN -> user
 
     @classmethod
     def from_scenario(cls, scenario: Mapping[str, Any]) -> Authorizer:
@@ -89,7 +99,13 @@ class Authorizer:
             bindings.append(
                 Binding(spec.get("user"), spec.get("group"), spec.get("namespace", "*"), rules)
             )
-        return cls(users, bindings, bool(scenario.get("anonymous", True)))
+        eks_spec = scenario.get("eks")
+        eks = EksVerifier.from_scenario(eks_spec) if eks_spec else None
+        eks_users = {
+            arn: User(spec["name"], tuple(spec.get("groups", ())))
+            for arn, spec in ((eks_spec or {}).get("users") or {}).items()
+        }
+        return cls(users, bindings, bool(scenario.get("anonymous", True)), eks, eks_users)
 
     def identify(self, header: str | None) -> User | None:
         """Who the token names, without enforcing anything (for the request log)."""
@@ -103,11 +119,28 @@ class Authorizer:
         the scenario says "anonymous": false."""
         if header:
             scheme, _, token = header.strip().partition(" ")
-            if scheme.lower() == "bearer" and token.strip() in self.users:
-                return self.users[token.strip()]
+            token = token.strip()
+            if scheme.lower() == "bearer" and token in self.users:
+                return self.users[token]
+            if scheme.lower() == "bearer" and token.startswith(PREFIX) and self.eks:
+                user = self._eks_user(self.eks, token)
+                if user is not None:
+                    return user
         elif self.anonymous:
             return User("system:anonymous", ("system:unauthenticated",))
         raise unauthorized()
+
+    def _eks_user(self, eks: EksVerifier, token: str) -> User | None:
+        """aws-iam-authenticator's mapping: the caller's ARN, or its role for an assumed role."""
+        try:
+            arn = eks.caller_arn(token)
+        except TokenError as exc:
+            log.info("EKS token refused: %s", exc)
+            return None
+        user = self.eks_users.get(arn) or self.eks_users.get(canonical_arn(arn))
+        if user is None:
+            log.info("EKS caller %s is not mapped to a user", arn)
+        return user
 
     def authorize(self, user: User, attrs: Attributes) -> None:
         for binding in self.bindings:

@@ -67,7 +67,9 @@ def api_client(settings: Settings) -> ApiClient:
 
 def _ca_file(pem_base64: str, variable: str) -> str:
     try:
-        pem = base64.b64decode(pem_base64, validate=True)
+        # Line breaks are allowed, as Go's decoder (kubectl, Terraform) allows them: `base64 ca.crt`
+        # wraps at 76 columns.
+        pem = base64.b64decode("".join(pem_base64.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ConfigError(variable, "must be a base64-encoded PEM certificate") from exc
     if b"BEGIN CERTIFICATE" not in pem:
@@ -146,15 +148,17 @@ def gke_cluster_lookup(
 
 
 def _gke(settings: Settings) -> Configuration:
-    token = GoogleToken()
-    if settings.gke_endpoint:
-        if not settings.gke_ca_cert:
-            raise ConfigError("GKE_CA_CERT", "is required with GKE_ENDPOINT")
-        endpoint, ca = settings.gke_endpoint, settings.gke_ca_cert
-    elif settings.gke_cluster:
-        endpoint, ca = gke_cluster_lookup(settings.gke_cluster, token(), settings.gke_api_endpoint)
-    else:
+    # Settings first, so a missing variable is named before any credential lookup.
+    if settings.gke_endpoint and not settings.gke_ca_cert:
+        raise ConfigError("GKE_CA_CERT", "is required with GKE_ENDPOINT")
+    if not settings.gke_endpoint and not settings.gke_cluster:
         raise ConfigError("GKE_CLUSTER", "KUBE_AUTH=gke needs GKE_CLUSTER or GKE_ENDPOINT")
+    token = GoogleToken()
+    if settings.gke_endpoint and settings.gke_ca_cert:
+        endpoint, ca = settings.gke_endpoint, settings.gke_ca_cert
+    else:
+        assert settings.gke_cluster is not None  # checked above
+        endpoint, ca = gke_cluster_lookup(settings.gke_cluster, token(), settings.gke_api_endpoint)
     configuration = Configuration(host=_https(endpoint))
     configuration.ssl_ca_cert = _ca_file(ca, "GKE_CA_CERT")
     _bearer(configuration, token)
