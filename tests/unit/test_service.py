@@ -20,7 +20,7 @@ from pod_rebalancer.adapters.kube import (
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core.guards import DeploymentState
 from pod_rebalancer.core.model import LeaseState, PodInfo, Target
-from pod_rebalancer.errors import KubernetesError, MetricsError
+from pod_rebalancer.errors import AuditError, KubernetesError, MetricsError
 from pod_rebalancer.locking import lease_name
 from pod_rebalancer.service import Rebalancer
 from pod_rebalancer.triggers import RunRequest
@@ -365,3 +365,67 @@ def test_duplicate_targets_are_processed_once() -> None:
     cluster = FakeCluster()
     outcomes = service(cluster).run(RunRequest((TARGET, TARGET), False, "test"))
     assert len(outcomes) == 1
+
+
+@dataclass
+class FakeAudit:
+    fail: bool = False
+    records: list[tuple[dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    topic: str = "projects/p/topics/audit"
+
+    def publish(self, record: dict[str, Any], attributes: dict[str, str]) -> str:
+        if self.fail:
+            raise AuditError("publish timed out")
+        self.records.append((record, attributes))
+        return str(len(self.records))
+
+
+def audited(cluster: FakeCluster, audit: FakeAudit) -> Rebalancer:
+    settings = Settings(
+        prometheus_endpoint="http://metrics.invalid",
+        kube_namespace="posthog",
+        deployment_name="ingestion-consumer",
+        dry_run=False,
+        min_pod_age="10m",
+    )
+    return Rebalancer(
+        settings,
+        FakeMetrics(),
+        cluster,
+        clock=lambda: NOW,
+        log=logging.getLogger("t"),
+        audit=audit,
+    )
+
+
+def test_every_report_is_published_to_the_audit_topic() -> None:
+    audit = FakeAudit()
+    run(audited(FakeCluster(), audit))
+    ((record, attributes),) = audit.records
+    assert record["action"] == "rebalanced"
+    assert record["evicted"] == [NAMES[0], NAMES[9]]
+    assert record["source"] == "test"
+    assert attributes == {
+        "namespace": "posthog",
+        "deployment": "ingestion-consumer",
+        "action": "rebalanced",
+        "reason": "imbalance_confirmed",
+    }
+
+
+def test_a_failed_publish_is_logged_and_changes_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    cluster = FakeCluster()
+    with caplog.at_level(logging.ERROR, logger="t"):
+        outcome = run(audited(cluster, FakeAudit(fail=True)))
+    assert outcome.action.value == "rebalanced"
+    assert len(cluster.removed) == 2
+    assert "audit record lost" in caplog.text
+
+
+def test_resolved_alert_targets_are_reported_as_alert_resolved() -> None:
+    cluster = FakeCluster()
+    outcomes = service(cluster).run(
+        RunRequest((), False, "alertmanager", resolved=(TARGET,), context={"group_key": "g"})
+    )
+    assert [(o.action.value, o.reason) for o in outcomes] == [("skipped", "alert_resolved")]
+    assert cluster.removed == []

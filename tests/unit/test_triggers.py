@@ -1,0 +1,146 @@
+"""Wire models: Alertmanager webhooks (version 4) and manual/scheduler bodies into a RunRequest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pod_rebalancer.config import Settings
+from pod_rebalancer.core.model import Target
+from pod_rebalancer.errors import RequestError
+from pod_rebalancer.triggers import is_alertmanager, parse_body
+
+SETTINGS = Settings(
+    prometheus_endpoint="http://metrics.invalid",
+    kube_namespace="posthog",
+    deployment_name="ingestion-consumer",
+)
+
+
+def alert(status: str = "firing", fingerprint: str = "f1", **labels: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "labels": {"alertname": "PodCPUImbalance", **labels},
+        "annotations": {"summary": "x"},
+        "startsAt": "2026-11-22T00:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus/graph",
+        "fingerprint": fingerprint,
+    }
+
+
+def webhook(*alerts: dict[str, Any], status: str = "firing") -> dict[str, Any]:
+    return {
+        "version": "4",
+        "groupKey": '{}/{action="rebalance"}:{deployment="ingestion-consumer"}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "pod-rebalancer",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager",
+        "alerts": list(alerts),
+    }
+
+
+def test_each_firing_alert_is_a_target_from_its_labels() -> None:
+    request = parse_body(
+        webhook(
+            alert(namespace="posthog", deployment="ingestion-consumer"),
+            alert(namespace="posthog", deployment="events-consumer", fingerprint="f2"),
+        ),
+        {},
+        SETTINGS,
+    )
+    assert request.source == "alertmanager"
+    assert request.targets == (
+        Target("posthog", "ingestion-consumer"),
+        Target("posthog", "events-consumer"),
+    )
+    assert request.context["fingerprints"] == ["f1", "f2"]
+    assert request.context["group_key"].startswith("{}/")
+
+
+def test_deployment_falls_back_to_container_then_to_the_default() -> None:
+    request = parse_body(
+        webhook(alert(namespace="posthog", container="events-consumer"), alert()), {}, SETTINGS
+    )
+    assert request.targets == (
+        Target("posthog", "events-consumer"),
+        Target("posthog", "ingestion-consumer"),
+    )
+
+
+def test_a_target_named_by_several_alerts_is_processed_once() -> None:
+    same = {"namespace": "posthog", "deployment": "ingestion-consumer"}
+    request = parse_body(
+        webhook(alert(**same), alert(fingerprint="f2", **same), alert(status="resolved", **same)),
+        {},
+        SETTINGS,
+    )
+    assert request.targets == (Target("posthog", "ingestion-consumer"),)
+    assert request.resolved == ()  # still firing through another alert: never "resolved"
+
+
+def test_resolved_alerts_are_reported_not_acted_on() -> None:
+    request = parse_body(
+        webhook(alert(status="resolved", namespace="posthog", deployment="x"), status="resolved"),
+        {},
+        SETTINGS,
+    )
+    assert request.targets == ()
+    assert request.resolved == (Target("posthog", "x"),)
+
+
+def test_the_query_flag_can_turn_an_alert_into_a_dry_run() -> None:
+    assert parse_body(webhook(alert()), {"dry_run": "true"}, SETTINGS).dry_run is True
+    assert parse_body(webhook(alert()), {}, SETTINGS).dry_run is False
+
+
+@pytest.mark.parametrize(
+    ("labels", "field"),
+    [
+        ({"namespace": 'x"} or vector(1) #'}, "alerts.0.labels.namespace"),
+        ({"deployment": "Bad_Name"}, "alerts.0.labels.deployment"),
+    ],
+)
+def test_an_alert_with_an_invalid_label_is_refused_naming_it(
+    labels: dict[str, str], field: str
+) -> None:
+    with pytest.raises(RequestError) as caught:
+        parse_body(webhook(alert(**labels)), {}, SETTINGS)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**webhook(alert()), "status": "weird"}, "status"),
+        ({**webhook(), "alerts": [{"labels": {}}]}, "alerts.0.status"),
+        ({**webhook(), "alerts": "nope"}, "alerts"),
+    ],
+)
+def test_malformed_webhooks_name_the_field(body: dict[str, Any], field: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        parse_body(body, {}, SETTINGS)
+    assert caught.value.field == field
+
+
+def test_only_version_4_with_alerts_is_taken_for_alertmanager() -> None:
+    assert is_alertmanager(webhook())
+    assert not is_alertmanager({"version": "3", "alerts": []})
+    assert not is_alertmanager({"namespace": "posthog"})
+    # A manual body with Alertmanager's fields is not silently accepted either.
+    with pytest.raises(RequestError):
+        parse_body({"version": "4"}, {}, SETTINGS)
+
+
+def test_manual_body_defaults_and_dry_run() -> None:
+    request = parse_body({}, {}, SETTINGS)
+    assert request.targets == (Target("posthog", "ingestion-consumer"),)
+    assert request.dry_run is False
+    assert parse_body({"dry_run": True}, {}, SETTINGS).dry_run is True
+    assert parse_body(None, {"dry_run": "1"}, SETTINGS).dry_run is True
+    assert parse_body({"dry_run": False}, {"dry_run": "true"}, SETTINGS).dry_run is True
