@@ -282,38 +282,22 @@ def test_dry_run_reports_cooldown_too() -> None:
     assert run(service(cluster), dry_run=True).reason == "cooldown"
 
 
+def held(cluster: FakeCluster, holder: str, renewed: str) -> None:
+    """Another invocation's Lease on the target, renewed at `renewed`, for five minutes."""
+    spec = {"holderIdentity": holder, "renewTime": renewed, "leaseDurationSeconds": 300}
+    cluster._store("posthog", lease_name(TARGET), {"metadata": {"annotations": {}}, "spec": spec})
+
+
 def test_a_live_lock_held_by_another_invocation_is_locked() -> None:
     cluster = FakeCluster()
-    cluster._store(
-        "posthog",
-        lease_name(TARGET),
-        {
-            "metadata": {"annotations": {}},
-            "spec": {
-                "holderIdentity": "someone-else",
-                "renewTime": "2026-11-22T02:59:00.000000Z",
-                "leaseDurationSeconds": 300,
-            },
-        },
-    )
+    held(cluster, "someone-else", "2026-11-22T02:59:00.000000Z")  # a minute ago
     assert run(service(cluster)).reason == "locked"
     assert cluster.removed == []
 
 
 def test_an_expired_lock_is_taken_over() -> None:
     cluster = FakeCluster()
-    cluster._store(
-        "posthog",
-        lease_name(TARGET),
-        {
-            "metadata": {"annotations": {}},
-            "spec": {
-                "holderIdentity": "crashed",
-                "renewTime": "2026-11-22T02:00:00.000000Z",
-                "leaseDurationSeconds": 300,
-            },
-        },
-    )
+    held(cluster, "crashed", "2026-11-22T02:00:00.000000Z")  # an hour ago
     assert run(service(cluster)).action.value == "rebalanced"
 
 
