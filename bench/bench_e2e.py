@@ -1,62 +1,81 @@
-"""End-to-end dry run against a real VictoriaMetrics, next to the raw query it cannot avoid.
+"""End-to-end dry run against VictoriaMetrics and the Kubernetes API simulator, next to its floor.
 
-For 1,000 and 10,000 pods the script imports 12 minutes of CPU counters (15 s steps) ending two
-minutes ago, then measures, interleaved (A/B order alternating every repetition):
+The script starts VictoriaMetrics and kubesim (one Deployment of 1,000 pods and one of 10,000, in
+separate namespaces), imports 12 minutes of CPU counters (15 s steps, ending two minutes ago) for
+the simulator's own pod names, with skewed loads, then measures, interleaved (A/B order
+alternating every repetition), at one fixed evaluation time (end - 30 s):
 
-  floor  one reused httpx.Client POSTs the function's own PromQL (cpu_query) to /api/v1/query
-         and json.loads the body: nothing else;
-  e2e    Rebalancer.run() for one target, dry run, wired like bootstrap.build() but with a
-         fixed clock, plus json.dumps of the outcomes, i.e. what the HTTP handler does.
+  floor  what no implementation can avoid: the raw pod list (GET .../pods?labelSelector=...
+         &limit=500, following metadata.continue, as the adapter pages) with a plain
+         httpx.Client and json.loads of each page, plus a raw POST of the function's PromQL to
+         /api/v1/query and json.loads of the body. Nothing else.
+  e2e    Rebalancer.run() of one target as a dry run, wired like bootstrap.build() (KUBE_AUTH=
+         kubeconfig) but with a fixed clock, plus json.dumps of the outcomes as the HTTP handler
+         does. The plan selects two pods, so the run also sends their dry-run evictions.
 
-Both use the same explicit evaluation time (end - 30 s), so VictoriaMetrics's latency offset
-does not apply and both see identical data. The target: e2e <= 1.3x floor at 10,000 pods.
+The simulator's own cost of serving the list is in both. Targets: at 10,000 pods, e2e <= 1.5x
+the floor (ratio of medians), and the peak RSS of one dry run <= 256 MiB, measured in a fresh
+child process (bench/dry_run.py) that imports only the function.
 
-Optionally (on by default, --no-http to skip) the same run through the HTTP entry point served
-by functions-framework; its clock is the real one, so it is compared with a floor query at "now".
-
-Benchmarks report, they don't gate: the exit code is 0 whether or not the target is met.
+Benchmarks report, they don't gate: the exit code is 0 whether or not a target is met, and
+non-zero only when a sanity check fails (a wrong pod count, a failed run).
 Run: PYTHONPATH=function:. .venv/bin/python bench/bench_e2e.py   (or `make bench`)
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import json
-import logging
+import math
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from dry_run import (
+    CONTAINER,
+    DEPLOYMENT,
+    MAX_DELETE,
+    WINDOW,
+    build_service,
+    check_outcome,
+    quiet_logger,
+    request_for,
+    response_body,
+    settings_for,
+)
 
-from infra.stack.processes import FunctionServer, setting_names
-from infra.stack.series import cpu_counters, pod_names, skewed_loads
+from infra.kubesim.launcher import KubeSim
+from infra.stack.processes import REPO, setting_names
+from infra.stack.series import cpu_counters, skewed_loads
 from infra.stack.victoria import VictoriaMetrics
-from pod_rebalancer.adapters.prometheus import PrometheusClient, cpu_query
-from pod_rebalancer.config import Settings
+from pod_rebalancer.adapters.kube import PAGE_SIZE
+from pod_rebalancer.adapters.prometheus import cpu_query
 from pod_rebalancer.core.model import Target
-from pod_rebalancer.logs import LOGGER_NAME, JsonFormatter
-from pod_rebalancer.report import Action
-from pod_rebalancer.service import Rebalancer
-from pod_rebalancer.triggers import RunRequest
+from pod_rebalancer.report import Outcome
+from tests.kube import TOKEN, deployment, kubeconfig, scenario
 
 SIZES = (1_000, 10_000)
-DEPLOYMENT = "bench-app"
-CONTAINER = "app"
 HISTORY_MINUTES = 12
 STEP_S = 15
 CHUNK = 2_000  # series per import request
-TARGET_RATIO = 1.3
+TARGET_RATIO = 1.5
 TARGET_PODS = 10_000
-WINDOW = timedelta(minutes=5)
+RSS_LIMIT_MIB = 256  # Cloud Functions' common memory size
+POD_AGE_S = 7 * 24 * 3600  # far older than MIN_POD_AGE (2 x the window)
+# The controller loop walks every pod under the simulator's lock (about 0.1 s at 11,000 pods);
+# nothing here needs it (pods start Ready, dry runs change nothing), so keep it out of the timings.
+SIM_TICK_S = 3600.0
+BENCH = Path(__file__).resolve().parent
 
 
 def require(condition: object, problem: object) -> None:
@@ -69,14 +88,39 @@ def namespace(pods: int) -> str:
     return f"bench{pods}"
 
 
+def selector() -> str:
+    """The Deployment's selector as the adapter sends it (tests.kube labels app=<name>)."""
+    return f"app={DEPLOYMENT}"
+
+
 def chunks(items: Iterable[dict[str, object]], size: int) -> Iterator[list[dict[str, object]]]:
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
 
 
-def load(vm: VictoriaMetrics, pods: int, end_ms: int) -> None:
-    loads = dict(zip(pod_names(DEPLOYMENT, pods), skewed_loads(pods), strict=True))
+def start_simulator(workdir: Path) -> KubeSim:
+    body = scenario(
+        [namespace(n) for n in SIZES],
+        [
+            deployment(
+                namespace(n),
+                DEPLOYMENT,
+                n,
+                container=CONTAINER,
+                podAgeSeconds=POD_AGE_S,
+            )
+            for n in SIZES
+        ],
+    )  # no "kafka" and no "metrics": the CPU history comes from load() below
+    return KubeSim(workdir, body, tls=False, tick=SIM_TICK_S)
+
+
+def load(vm: VictoriaMetrics, sim: KubeSim, pods: int, end_ms: int) -> None:
+    """CPU history for the simulator's pods, read once through its control API."""
+    names = sorted(p["metadata"]["name"] for p in sim.pods(namespace(pods), DEPLOYMENT))
+    require(len(names) == pods, f"the simulator has {len(names)} pods, {pods} expected")
+    loads = dict(zip(names, skewed_loads(pods), strict=True))
     lines = cpu_counters(
         namespace(pods), CONTAINER, loads, end_ms, minutes=HISTORY_MINUTES, step_s=STEP_S
     )
@@ -102,12 +146,8 @@ def ab(
     check_b: Callable[[Any], None],
     warmup: int,
     reps: int,
-) -> tuple[Stats, Stats, float]:
-    """Time a and b alternately (A/B, then B/A, ...); checks run outside the timed region.
-
-    Returns both distributions and the median of the paired differences b - a of each
-    repetition, which cancels drift in the server's speed better than a difference of medians.
-    """
+) -> tuple[list[float], list[float]]:
+    """Time a and b alternately (A/B, then B/A, ...); checks run outside the timed region."""
     times: dict[str, list[float]] = {"a": [], "b": []}
     for rep in range(warmup + reps):
         order = (("a", a, check_a), ("b", b, check_b))
@@ -118,245 +158,303 @@ def ab(
             check(result)
             if rep >= warmup:
                 times[key].append(elapsed)
-    paired = statistics.median(tb - ta for ta, tb in zip(times["a"], times["b"], strict=True))
-    return Stats.of(times["a"]), Stats.of(times["b"]), paired
+    return times["a"], times["b"]
 
 
-class Counting(logging.Filter):
-    """Counts the records that reach the (null) handler: one decision line per run expected."""
+class Floor:
+    """The raw calls: pod list pages and the metrics query, each body parsed with json.loads."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
+    def __init__(self, kube: httpx.Client, metrics: httpx.Client, pods: int, at_s: float) -> None:
+        self.kube = kube
+        self.metrics = metrics
+        self.ns = namespace(pods)
+        self.path = f"/api/v1/namespaces/{self.ns}/pods"
+        self.promql = cpu_query(Target(self.ns, DEPLOYMENT), CONTAINER, WINDOW)
+        self.at = f"{at_s:.3f}"
+        self.parts: list[tuple[float, float]] = []  # (pod list, metrics) seconds of every call
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.count += 1
-        return True
+    def __call__(self) -> tuple[int, int, Any]:
+        started = time.perf_counter()
+        listed, pages, token = 0, 0, ""
+        while True:
+            params = {"labelSelector": selector(), "limit": str(PAGE_SIZE)}
+            if token:
+                params["continue"] = token
+            page = json.loads(self.kube.get(self.path, params=params).content)
+            listed += len(page["items"])
+            pages += 1
+            token = page["metadata"].get("continue") or ""
+            if not token:
+                break
+        listed_at = time.perf_counter()
+        response = self.metrics.post("/api/v1/query", data={"query": self.promql, "time": self.at})
+        body = json.loads(response.content)
+        self.parts.append((listed_at - started, time.perf_counter() - listed_at))
+        return listed, pages, body
 
 
-def quiet_logger() -> tuple[logging.Logger, Counting]:
-    """The project's logger as logs.configure() sets it up, but writing JSON to /dev/null."""
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(logging.INFO)
-    logger.handlers.clear()
-    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115  (lives as long as the run)
-    handler.setFormatter(JsonFormatter())
-    counter = Counting()
-    handler.addFilter(counter)
-    logger.addHandler(handler)
-    logger.propagate = False
-    return logger, counter
-
-
-def floor_query(client: httpx.Client, promql: str, at: Callable[[], float]) -> Any:
-    response = client.post("/api/v1/query", data={"query": promql, "time": f"{at():.3f}"})
-    return json.loads(response.content)
-
-
-def check_floor(pods: int) -> Callable[[Any], None]:
-    def check(body: Any) -> None:
+def check_floor(pods: int) -> Callable[[tuple[int, int, Any]], None]:
+    def check(result: tuple[int, int, Any]) -> None:
+        listed, _, body = result
+        require(listed == pods, f"listed {listed} pods, {pods} expected")
         require(body["status"] == "success", body)
         require(len(body["data"]["result"]) == pods, len(body["data"]["result"]))
 
     return check
 
 
-def measure_direct(
-    vm: VictoriaMetrics, pods: int, at: datetime, warmup: int, reps: int
-) -> tuple[Stats, Stats, float, str]:
+def mean_cpu(body: Any) -> float:
+    return math.fsum(float(s["value"][1]) for s in body["data"]["result"]) / len(
+        body["data"]["result"]
+    )
+
+
+def check_requests(sim: KubeSim, ns: str, pages: int) -> None:
+    """One run's API calls, from the simulator's log: the floor's paging, dry-run evictions."""
+    calls = [r for r in sim.requests() if r["path"].startswith(f"/api/v1/namespaces/{ns}/")]
+    require(all(r["status"] in (200, 201) for r in calls), calls)
+    lists = [r["query"] for r in calls if r["route"] == "pods.list"]
+    require(len(lists) == pages, f"the adapter read {len(lists)} pages, the floor {pages}")
+    for query in lists:
+        require(query.get("labelSelector") == selector(), query)
+        require(query.get("limit") == str(PAGE_SIZE), query)
+    evictions = [r for r in calls if r["route"] == "pods.evict"]
+    require(len(evictions) == MAX_DELETE, f"{len(evictions)} evictions: {calls}")
+    require(all(r["query"].get("dryRun") == "All" for r in evictions), evictions)
+    writes = [r for r in calls if r["method"] != "GET" and r["route"] != "pods.evict"]
+    require(not writes, f"a dry run wrote: {writes}")
+
+
+@dataclass
+class Row:
+    pods: int
+    floor: Stats
+    e2e: Stats
+    paired: float  # median over repetitions of e2e - floor
+    pods_part: float  # median of the floor's pod list
+    metrics_part: float  # median of the floor's metrics query
+    pages: int
+    reasons: str
+
+
+def measure(
+    vm: VictoriaMetrics, sim: KubeSim, pods: int, at: datetime, warmup: int, reps: int
+) -> Row:
     ns = namespace(pods)
-    target = Target(ns, DEPLOYMENT)
-    settings = Settings(
-        prometheus_endpoint=vm.url,
-        kube_namespace=ns,
-        deployment_name=DEPLOYMENT,
-        container_name=CONTAINER,
-        allowed_namespaces=(ns,),
-        metrics_time_window=WINDOW,
-        cpu_variance_threshold=0.0,  # always over: the full plan path, selection included
-    )
     log, decisions = quiet_logger()
-    metrics = PrometheusClient(
-        settings.prometheus_endpoint, settings.prometheus_timeout, token=settings.metrics_secret
-    )
-    service = Rebalancer(settings, metrics, clock=lambda: at, log=log)
-    request = RunRequest(targets=(target,), dry_run=True, source="bench")
-    promql = cpu_query(target, CONTAINER, WINDOW)
-    at_s = at.timestamp()
+    service = build_service(settings_for(vm.url, ns), lambda: at, log)
+    request = request_for(ns)
     reasons: set[str] = set()
+    headers = {"Accept": "application/json"}
+    with (
+        httpx.Client(
+            base_url=sim.url, timeout=60.0, headers={**headers, "Authorization": f"Bearer {TOKEN}"}
+        ) as kube,
+        httpx.Client(base_url=vm.url, timeout=60.0, headers=headers) as metrics,
+    ):
+        floor = Floor(kube, metrics, pods, at.timestamp())
 
-    def e2e() -> tuple[str, Any]:
-        outcomes = service.run(request)
-        body = json.dumps([o.to_json() for o in outcomes], separators=(",", ":"))
-        return body, outcomes
+        # Outside the timings: the floor's data, and one run checked against it and against the
+        # simulator's request log (same paging and selector; evictions only as dry runs).
+        listed, pages, body = floor()
+        check_floor(pods)((listed, pages, body))
+        expected_mean = mean_cpu(body)
+        sim.clear_requests()
+        first = service.run(request)
+        check_requests(sim, ns, pages)
 
-    def check_e2e(result: tuple[str, Any]) -> None:
-        _, outcomes = result
-        (outcome,) = outcomes
-        require(outcome.action is not Action.FAILED, outcome)
-        summary = outcome.plan.summary if outcome.plan else None
-        require((summary.count if summary else 0) == pods, outcome)
-        reasons.add(outcome.reason)
+        def e2e() -> list[Outcome]:
+            outcomes = service.run(request)
+            response_body(outcomes)
+            return outcomes
 
-    with httpx.Client(
-        base_url=vm.url, timeout=60.0, headers={"Accept": "application/json"}
-    ) as client:
-        floor, end_to_end, paired = ab(
-            lambda: floor_query(client, promql, lambda: at_s),
-            e2e,
-            check_floor(pods),
-            check_e2e,
-            warmup,
-            reps,
-        )
-    metrics.close()
-    runs = warmup + reps
+        def check_e2e(outcomes: list[Outcome]) -> None:
+            outcome = check_outcome(outcomes, pods)
+            summary = outcome.plan.summary if outcome.plan else None
+            # The same samples as the floor's: the fixed clock reached the metrics query.
+            require(
+                summary is not None and math.isclose(summary.mean, expected_mean, rel_tol=1e-9),
+                f"mean {summary.mean if summary else None} != floor's {expected_mean}",
+            )
+            reasons.add(outcome.reason)
+
+        check_e2e(first)
+        floor.parts.clear()
+        floor_times, e2e_times = ab(floor, e2e, check_floor(pods), check_e2e, warmup, reps)
+    service.close()
+    runs = 1 + warmup + reps
     require(decisions.count == runs, f"{decisions.count} decision lines for {runs} runs")
-    return floor, end_to_end, paired, ",".join(sorted(reasons))
-
-
-def measure_http(
-    vm: VictoriaMetrics, workdir: Path, warmup: int, reps: int
-) -> list[tuple[int, Stats, Stats, float]]:
-    env = {
-        "PROMETHEUS_ENDPOINT": vm.url,
-        "KUBE_NAMESPACE": namespace(SIZES[0]),
-        "DEPLOYMENT_NAME": DEPLOYMENT,
-        "CONTAINER_NAME": CONTAINER,
-        "ALLOWED_NAMESPACES": "bench*",
-        "ALLOW_UNAUTHENTICATED": "true",
-        "CPU_VARIANCE_THRESHOLD": "0",
-        "METRICS_TIME_WINDOW": "5m",
-        "LOG_LEVEL": "info",  # the decision line goes to the server's log file
-    }
-    server = FunctionServer("rebalance", env, workdir)
-    rows = []
-    try:
-        with (
-            httpx.Client(base_url=vm.url, timeout=60.0) as client,
-            httpx.Client(timeout=60.0) as caller,
-        ):
-            for pods in SIZES:
-                ns = namespace(pods)
-                promql = cpu_query(Target(ns, DEPLOYMENT), CONTAINER, WINDOW)
-
-                def via_http(ns: str = ns) -> httpx.Response:
-                    response = caller.post(server.url, json={"namespace": ns, "dry_run": True})
-                    json.loads(response.content)
-                    return response
-
-                def check_http(response: httpx.Response, pods: int = pods) -> None:
-                    require(response.status_code == 200, response.text[:500])
-                    (result,) = response.json()["results"]
-                    require(result["statistics"]["count"] == pods, result["statistics"])
-
-                floor, end_to_end, paired = ab(
-                    functools.partial(floor_query, client, promql, time.time),
-                    via_http,
-                    check_floor(pods),
-                    check_http,
-                    warmup,
-                    reps,
-                )
-                rows.append((pods, floor, end_to_end, paired))
-    finally:
-        server.stop()
-    return rows
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1e3:8.2f}"
-
-
-def report_direct(vm: VictoriaMetrics, at: datetime, warmup: int, reps: int) -> bool:
-    """Print the direct table and the verdict; True when the target is missed."""
-    header = (
-        f"{'pods':>7}  {'floor med':>9} {'floor p90':>9}  {'e2e med':>8} {'e2e p90':>8}"
-        f"  {'e2e/floor':>9}  {'paired +ms':>10} {'paired x':>8}  decision"
+    parts = floor.parts[warmup:]
+    paired = statistics.median(b - a for a, b in zip(floor_times, e2e_times, strict=True))
+    return Row(
+        pods,
+        Stats.of(floor_times),
+        Stats.of(e2e_times),
+        paired,
+        statistics.median(p for p, _ in parts),
+        statistics.median(m for _, m in parts),
+        pages,
+        ",".join(sorted(reasons)),
     )
-    print("direct: Rebalancer.run() + json.dumps vs raw POST + json.loads (ms)")
+
+
+def ms(seconds: float, width: int = 8) -> str:
+    return f"{seconds * 1e3:{width}.1f}"
+
+
+def report_timings(vm: VictoriaMetrics, sim: KubeSim, at: datetime, warmup: int, reps: int) -> bool:
+    """Print the table and the verdict; True when the target is missed."""
+    print("dry run: Rebalancer.run() + json.dumps vs raw pod list + raw query + json.loads (ms)")
+    header = (
+        f"{'pods':>7} {'pages':>5}  {'floor med':>9} {'floor p90':>9}  {'(list':>7} "
+        f"{'+ query)':>8}  {'e2e med':>8} {'e2e p90':>8}  {'e2e/floor':>9}  "
+        f"{'paired +ms':>10} {'paired x':>8}  decision"
+    )
     print(header)
     print("-" * len(header))
     missed = False
-    verdicts = []
+    verdict = ""
     for pods in SIZES:
-        floor, e2e, paired, reasons = measure_direct(vm, pods, at, warmup, reps)
-        ratio = e2e.median / floor.median
-        paired_ratio = 1 + paired / floor.median
+        row = measure(vm, sim, pods, at, warmup, reps)
+        ratio = row.e2e.median / row.floor.median
         print(
-            f"{pods:>7}  {ms(floor.median):>9} {ms(floor.p90):>9}  {ms(e2e.median)} "
-            f"{ms(e2e.p90)}  {ratio:>8.2f}x  {ms(paired):>10} {paired_ratio:>7.2f}x  {reasons}"
+            f"{pods:>7} {row.pages:>5}  {ms(row.floor.median):>9} {ms(row.floor.p90):>9}  "
+            f"{ms(row.pods_part, 7)} {ms(row.metrics_part):>8}  {ms(row.e2e.median)} "
+            f"{ms(row.e2e.p90)}  {ratio:>8.2f}x  {ms(row.paired):>10} "
+            f"{1 + row.paired / row.floor.median:>7.2f}x  {row.reasons}"
         )
         if pods == TARGET_PODS:
-            if ratio <= TARGET_RATIO:
-                verdicts.append(f"VERDICT: target met: {ratio:.2f}x <= {TARGET_RATIO}x")
-            else:
-                missed = True
-                verdicts.append(f"VERDICT: TARGET MISSED: {ratio:.2f}x > {TARGET_RATIO}x")
-            verdicts[-1] += f" at {pods:,} pods (e2e median / floor median)"
-    print("(paired: median over repetitions of e2e - floor, and 1 + that / floor median)")
-    for line in verdicts:
-        print(f"\n{line}")
+            missed = ratio > TARGET_RATIO
+            verdict = (
+                f"VERDICT time: {'TARGET MISSED' if missed else 'target met'}: {ratio:.2f}x "
+                f"{'>' if missed else '<='} {TARGET_RATIO}x at {pods:,} pods "
+                f"(e2e median / floor median)"
+            )
+    print("(list + query: medians of the floor's two parts; paired: median over repetitions")
+    print(" of e2e - floor, and 1 + that / floor median, steadier when the servers drift)")
+    print(f"\n{verdict}")
     return missed
 
 
-def report_http(vm: VictoriaMetrics, workdir: Path, warmup: int, reps: int) -> None:
-    print("\nHTTP (functions-framework, real clock): POST / vs raw query at 'now' (ms)")
+def child_rss(
+    vm: VictoriaMetrics, config: Path, pods: int, at: datetime, entry_point: bool
+) -> dict[str, Any]:
+    """Run bench/dry_run.py once in a fresh process; its JSON line of RSS numbers."""
+    argv = [
+        sys.executable,
+        str(BENCH / "dry_run.py"),
+        "--prometheus",
+        vm.url,
+        "--namespace",
+        namespace(pods),
+        "--pods",
+        str(pods),
+        "--at",
+        f"{at.timestamp():.3f}",
+    ]
+    if entry_point:
+        argv.append("--entry-point")
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    env["PYTHONPATH"] = f"{REPO / 'function'}{os.pathsep}{REPO}"
+    env["KUBECONFIG"] = str(config)
+    # Through sh, which forks the child: Linux would hand this process's ru_maxrss to a program
+    # it exec()s directly (see dry_run.py).
+    done = subprocess.run(
+        ["/bin/sh", "-c", '"$@"; exit $?', "sh", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    require(done.returncode == 0, f"dry_run.py failed ({done.returncode}): {done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def report_rss(vm: VictoriaMetrics, config: Path, at: datetime) -> bool:
+    """Print peak RSS of one 10,000-pod dry run in a fresh process; True when over the limit."""
+    print(f"\npeak RSS: one {TARGET_PODS:,}-pod dry run in a fresh process (MiB)")
     header = (
-        f"{'pods':>7}  {'floor med':>9} {'floor p90':>9}  {'http med':>8} "
-        f"{'http p90':>8}  {'http/floor':>10}  {'paired +ms':>10}"
+        f"{'imports':<34} {'after imports':>13} {'built':>7} {'after run':>9} "
+        f"{'peak':>7} {'(VmHWM)':>8} {'run s':>6}"
     )
     print(header)
     print("-" * len(header))
-    for pods, floor, http, paired in measure_http(vm, workdir, warmup, reps):
+    rows = []
+    for entry_point, label in (
+        (False, "pod_rebalancer (the package)"),
+        (True, "main.py (+ functions-framework)"),
+    ):
+        r = child_rss(vm, config, TARGET_PODS, at, entry_point)
+        rows.append((label, r))
         print(
-            f"{pods:>7}  {ms(floor.median):>9} {ms(floor.p90):>9}  {ms(http.median)} "
-            f"{ms(http.p90)}  {http.median / floor.median:>9.2f}x  {ms(paired):>10}"
+            f"{label:<34} {r['imports_rss_mib']:>13.1f} {r['built_rss_mib']:>7.1f} "
+            f"{r['after_run_rss_mib']:>9.1f} {r['peak_maxrss_mib']:>7.1f} "
+            f"{r['peak_vmhwm_mib']:>8.1f} {r['run_seconds']:>6.2f}"
         )
-    print("(informational: adds Flask/functions-framework; noisier, its clock is the real one)")
+        if abs(r["peak_maxrss_mib"] - r["peak_vmhwm_mib"]) > 2:
+            print("  WARNING: ru_maxrss and VmHWM disagree: the peak may include another process")
+    print("(peak: getrusage ru_maxrss; the run adds peak - after imports)")
+    missed = False
+    for label, r in rows:
+        peak = r["peak_maxrss_mib"]
+        over = peak > RSS_LIMIT_MIB
+        missed = missed or over
+        print(
+            f"\nVERDICT memory, {label}: {'TARGET MISSED' if over else 'target met'}: "
+            f"{peak:.1f} MiB {'>' if over else '<='} {RSS_LIMIT_MIB} MiB "
+            f"(the run adds {peak - r['imports_rss_mib']:.1f} MiB to the imports)"
+        )
+    return missed
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=31, help="timed repetitions (>= 15)")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--no-http", action="store_true", help="skip the functions-framework part")
+    parser.add_argument("--reps", type=int, default=21, help="timed repetitions (>= 9)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS measurement")
     args = parser.parse_args()
-    reps = max(15, min(args.reps, 500))  # bounded
-    warmup = max(3, min(args.warmup, 50))
+    reps = max(9, min(args.reps, 500))  # bounded
+    warmup = max(1, min(args.warmup, 50))
 
     for name in setting_names():  # the machine's own CONTAINER_NAME must not leak into Settings
         os.environ.pop(name, None)
 
-    missed = False  # set by report_direct
+    missed = False
     with tempfile.TemporaryDirectory(prefix="pod-rebalancer-bench-") as tmp:
         workdir = Path(tmp)
-        vm = VictoriaMetrics(workdir)  # stopped before the directory goes
+        vm = VictoriaMetrics(workdir)  # both stopped before the directory goes
+        sim: KubeSim | None = None
         try:
+            started = time.perf_counter()
+            sim = start_simulator(workdir / "kubesim")
+            config = kubeconfig(sim, workdir / "kubeconfig")
+            os.environ["KUBECONFIG"] = str(config)  # KUBE_AUTH=kubeconfig reads it at build
             end_ms = (int(time.time()) - 120) * 1000
             at = datetime.fromtimestamp(end_ms / 1000 - 30, UTC)
-            started = time.perf_counter()
             for pods in SIZES:
-                load(vm, pods, end_ms)
+                load(vm, sim, pods, end_ms)
             print(
-                f"VictoriaMetrics at {vm.url}: {HISTORY_MINUTES} min of {STEP_S}s counters for "
-                f"{' + '.join(f'{n:,}' for n in SIZES)} pods, loaded in "
-                f"{time.perf_counter() - started:.1f}s"
+                f"kubesim at {sim.url} (tick {SIM_TICK_S:g}s), VictoriaMetrics at {vm.url}: "
+                f"{' + '.join(f'{n:,}' for n in SIZES)} pods, {HISTORY_MINUTES} min of "
+                f"{STEP_S}s counters each; ready in {time.perf_counter() - started:.1f}s"
             )
             print(
-                f"evaluation time {at.isoformat()} (end - 30s) for every call; "
-                f"median/p90 of {reps} A/B-interleaved reps after {warmup} warm-ups\n"
+                f"evaluation time {at.isoformat()} (end - 30s) for every call; median/p90 of "
+                f"{reps} A/B-interleaved reps after {warmup} warm-ups\n"
             )
-
-            missed = report_direct(vm, at, warmup, reps)
-            if args.no_http:
-                print("\nHTTP entry point: skipped (--no-http)")
+            missed = report_timings(vm, sim, at, warmup, reps)
+            if args.no_rss:
+                print("\npeak RSS: skipped (--no-rss)")
             else:
-                report_http(vm, workdir, warmup, reps)
+                missed = report_rss(vm, config, at) or missed
         finally:
+            if sim is not None:
+                sim.stop()
             vm.stop()
     if missed:
-        print("\nNOTE: the e2e/floor target was missed; see bench/README.md for how to profile.")
+        print("\nNOTE: a target was missed; see bench/README.md for how to profile.")
     return 0
 
 

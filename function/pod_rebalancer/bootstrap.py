@@ -5,6 +5,7 @@ Nothing is built at import time, so a cold start pays only for what a request us
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,15 +23,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def build(settings: Settings | None = None) -> Rebalancer:
+def build(
+    settings: Settings | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    log: logging.Logger | None = None,
+) -> Rebalancer:
+    """The service with production adapters; `clock` and `log` are for benchmarks and tests."""
     settings = settings if settings is not None else load_settings()
-    log = logs.configure(settings.log_level)
+    log = log if log is not None else logs.configure(settings.log_level)
     metrics = PrometheusClient(
         settings.prometheus_endpoint, settings.prometheus_timeout, token=settings.metrics_secret
     )
     cluster = Cluster(api_client(settings), exclude_annotation=settings.exclude_annotation)
     audit = AuditPublisher(settings.audit_topic) if settings.audit_topic else None
-    return Rebalancer(settings, metrics, cluster, clock=utc_now, log=log, audit=audit)
+    return Rebalancer(settings, metrics, cluster, clock=clock, log=log, audit=audit)
 
 
 class Lazy:

@@ -714,15 +714,16 @@ class Cluster:
 
     def _refresh(self, now: float, controller: bool = False) -> None:
         """Recompute the status of Deployments, ReplicaSets and PDBs, and the consumer groups."""
-        by_rs: dict[str, list[PodState]] = defaultdict(list)
+        # ReplicaSet names are unique per namespace only: key them by (namespace, name).
+        by_rs: dict[Key, list[PodState]] = defaultdict(list)
         members: dict[Key | None, list[str]] = defaultdict(list)
         for pod in self.pods.values():
             if not pod.terminating:
-                by_rs[pod.rs].append(pod)
+                by_rs[(pod.namespace, pod.rs)].append(pod)
                 if pod.is_ready:
                     members[pod.deployment].append(pod.name)
         for rs in self.replicasets.values():
-            pods = by_rs.get(rs.name, [])
+            pods = by_rs.get((rs.deployment[0], rs.name), [])
             ready = sum(1 for p in pods if p.ready)
             status: dict[str, Any] = {"replicas": len(pods)}
             if pods:
@@ -745,12 +746,13 @@ class Cluster:
             self._touch(obj)
 
     def _deployment_status(
-        self, dep: DeploymentState, by_rs: Mapping[str, list[PodState]], now: float
+        self, dep: DeploymentState, by_rs: Mapping[Key, list[PodState]], now: float
     ) -> dict[str, Any]:
+        namespace = dep.key[0]
         sets = [rs for rs in self.replicasets.values() if rs.deployment == dep.key]
         new_name = f"{dep.key[1]}-{objects.template_hash(dep.obj['spec']['template'])}"
-        pods = [p for rs in sets for p in by_rs.get(rs.name, [])]
-        updated = len(by_rs.get(new_name, []))
+        pods = [p for rs in sets for p in by_rs.get((namespace, rs.name), [])]
+        updated = len(by_rs.get((namespace, new_name), []))
         ready = sum(1 for p in pods if p.ready)
         desired_total = sum(int(rs.obj["spec"]["replicas"]) for rs in sets)
         unavailable = max(0, desired_total - ready)

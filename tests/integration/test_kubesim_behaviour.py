@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -812,3 +813,78 @@ def test_cpu_series_per_pod_and_reassignment_after_deleting_the_busiest(
         return bool(found)
 
     wait_for(newcomer_series, timeout=5, step=0.2)
+
+
+SAMPLE = re.compile(
+    r'^(\w+)\{namespace="([^"]*)",pod="([^"]*)",container="([^"]*)"\} (\S+)(?: (\d+))?$'
+)
+
+
+def scrape(sim: KubeSim) -> dict[str, tuple[float, int | None]]:
+    """The simulator's /metrics/cadvisor, as Prometheus reads it: pod -> (value, timestamp ms)."""
+    response = sim.control.get("/metrics/cadvisor")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in response.text.splitlines():
+        if line.startswith("#"):
+            continue
+        match = SAMPLE.match(line)
+        assert match, line
+        name, namespace, pod, container, value, stamp = match.groups()
+        assert (name, namespace, container) == ("container_cpu_usage_seconds_total", NS, DEP)
+        samples[pod] = (float(value), int(stamp) if stamp else None)
+    return samples
+
+
+def load_scenario(**metrics: float) -> dict[str, Any]:
+    spec = scenario(replicas=4, min_available=None)
+    spec["deployments"][0]["kafka"] = {"partitions": 12, "skew": 1.2, "seed": 7}
+    spec["metrics"] = {"intervalSeconds": 0.3, "backfillMinutes": 2, **metrics}
+    return spec
+
+
+def test_cadvisor_endpoint_serves_the_counters_written_to_victoria_metrics(
+    start: Callable[..., KubeSim], victoria: VictoriaMetrics
+) -> None:
+    sim = start(load_scenario(), victoria_url=victoria.url)
+    served = scrape(sim)
+    assert set(served) == set(sim.cpu(NS, DEP)["members"])  # the load model's pods, not "web"
+    now = time.time()
+    written = {
+        line["metric"]["pod"]: dict(zip(line["timestamps"], line["values"], strict=True))
+        for line in victoria.export(f'{{namespace="{NS}",container="{DEP}"}}', now - 300, now)
+    }
+    for pod, (value, stamp) in served.items():
+        assert stamp is not None
+        assert written[pod][stamp] == pytest.approx(value, abs=1e-6)
+
+
+def test_cadvisor_counters_grow_with_the_model_between_scrapes(
+    start: Callable[..., KubeSim],
+) -> None:
+    sim = start(load_scenario())
+    model = sim.cpu(NS, DEP)["pods"]
+    first, began = scrape(sim), time.monotonic()
+    time.sleep(1.0)
+    second, elapsed = scrape(sim), time.monotonic() - began
+    for pod, (value, stamp) in second.items():
+        assert stamp is None  # Prometheus stamps each sample with its scrape time
+        rate = (value - first[pod][0]) / elapsed
+        assert rate == pytest.approx(model[pod]["cpu"], rel=0.25)
+
+
+def test_same_named_deployments_in_two_namespaces_keep_their_own_status(
+    start: Callable[..., KubeSim],
+) -> None:
+    spec = scenario(min_available=None)
+    twin = {**spec["deployments"][0], "namespace": "other"}
+    spec["deployments"].append(twin)
+    spec["bindings"].append({"user": SA, "namespace": "other", "rules": ALL_RULES})
+    sim = start(spec)
+    with kube(sim) as api:
+        apps = client.AppsV1Api(api)
+        for namespace in (NS, "other"):
+            status = apps.read_namespaced_deployment(DEP, namespace).status
+            assert status.replicas == status.updated_replicas == 4
+            assert not status.unavailable_replicas
