@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager openssl
 export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
 
-.PHONY: setup system-packages demo test lint pytest unit integration bench package clean
+.PHONY: setup system-packages demo demo-alert test lint pytest unit integration bench package clean
 
 setup: $(STAMP) system-packages
 
@@ -21,6 +21,9 @@ system-packages:
 
 demo: setup
 	$(BIN)/python -m infra.stack.demo
+
+demo-alert: setup
+	$(BIN)/python -m infra.stack.demo_alert
 
 test: setup lint pytest
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -88,7 +89,8 @@ def handle_cloud_event(
     except RequestError as exc:
         log.error("dropped an invalid request: %s", exc, extra={"fields": fields})
         return []
-    outcomes = service.run(request, context={"event_id": event_id})
+    context = {"event_id": event_id, "message_id": fields["message_id"]}
+    outcomes = service.run(dataclasses.replace(request, context=context))
     failed = [o for o in outcomes if o.retryable]
     if failed:
         raise RetryableError(

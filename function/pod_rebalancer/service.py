@@ -114,7 +114,7 @@ class Rebalancer:
             if close is not None:
                 close()
 
-    def run(self, request: RunRequest, context: dict[str, Any] | None = None) -> list[Outcome]:
+    def run(self, request: RunRequest) -> list[Outcome]:
         instance = f"{socket.gethostname()}-{secrets.token_hex(4)}"
         outcomes = []
         for target in dict.fromkeys(request.targets):  # duplicates processed once, order kept
@@ -130,13 +130,13 @@ class Rebalancer:
                     errors={exc.dependency: str(exc)},
                     retryable=True,
                 )
-            self._record(outcome, request, context or {}, instance)
+            self._record(outcome, request, instance)
             self._publish(outcome, request, instance)
             outcomes.append(outcome)
         for target in dict.fromkeys(request.resolved):
             dry_run = self._settings.dry_run or request.dry_run
             outcome = Outcome(target, dry_run, Action.SKIPPED, Reason.ALERT_RESOLVED.value)
-            self._record(outcome, request, context or {}, instance)
+            self._record(outcome, request, instance)
             self._publish(outcome, request, instance)
             outcomes.append(outcome)
         return outcomes
@@ -160,11 +160,13 @@ class Rebalancer:
         deployment = self._cluster.deployment(target)
         if deployment is None:
             return skipped(Reason.TARGET_NOT_FOUND)
-        refusal = first_refusal(deployment.state)
-        if refusal is not None:
-            return skipped(refusal)
+        # The Lease first: right after a rebalance the replacements are still starting, and a
+        # duplicate delivery should hear "cooldown", not the rollout that the eviction caused.
         now = self._clock()
         refusal = locking.check(self._cluster, target, instance, now, self._settings.cooldown)
+        if refusal is not None:
+            return skipped(refusal)
+        refusal = first_refusal(deployment.state)
         if refusal is not None:
             return skipped(refusal)
         selector = self._selector(target, deployment)
@@ -334,9 +336,7 @@ class Rebalancer:
             return
         self._log.debug("audit record %s published to %s", message_id, self._audit.topic)
 
-    def _record(
-        self, outcome: Outcome, request: RunRequest, context: dict[str, Any], instance: str
-    ) -> None:
+    def _record(self, outcome: Outcome, request: RunRequest, instance: str) -> None:
         plan = outcome.plan
         fields: dict[str, Any] = {
             "event": "decision",
@@ -348,7 +348,6 @@ class Rebalancer:
             "dry_run": outcome.dry_run,
             "evicted": list(outcome.evicted),
             **request.context,
-            **context,
         }
         if plan is not None:
             fields.update(

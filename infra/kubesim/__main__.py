@@ -19,6 +19,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from infra.kubesim.auth import Authorizer
 from infra.kubesim.cluster import Cluster
+from infra.kubesim.exposition import Exposition
 from infra.kubesim.metrics import VictoriaWriter
 from infra.kubesim.server import Simulator
 from infra.kubesim.tls import ensure_certs
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = writer.backfill(cluster.backfill_minutes)
         log.info("backfilled %d series, %.0f minutes", lines, cluster.backfill_minutes)
         writer.start(cluster.metrics_interval)
+    app.cadvisor = Exposition(cluster, writer, seed=scenario.get("seed")).render
 
     def controller() -> None:
         while not stop.wait(args.tick):

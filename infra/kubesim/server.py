@@ -113,6 +113,8 @@ class Simulator:
         self.authorizer = authorizer
         self.faults: list[Fault] = []
         self.requests: deque[dict[str, Any]] = deque(maxlen=20000)
+        # The load model's counters in Prometheus text format (exposition.py), when wired.
+        self.cadvisor: Callable[[], str] | None = None
         self._lock = threading.Lock()
         self._fault_ids = 0
 
@@ -138,6 +140,11 @@ class Simulator:
                 return _status_response(err)
         if path in ("/healthz", "/livez", "/readyz") and request.method == "GET":
             return Response("ok", content_type="text/plain; charset=utf-8")
+        if path == "/metrics/cadvisor" and request.method == "GET" and self.cadvisor is not None:
+            # The kubelet's path (no authentication here, as for /healthz).
+            return Response(
+                self.cadvisor(), content_type="text/plain; version=0.0.4; charset=utf-8"
+            )
         if path == "/version" and request.method == "GET":
             return _json(
                 200,

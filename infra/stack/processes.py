@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 FUNCTION_DIR = REPO / "function"
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll `check` until it returns something truthy, and return that; TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not within {timeout}s")
+        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -70,7 +85,8 @@ class ServerProcess:
         )
 
     def tail(self, size: int = 2000) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         with contextlib.suppress(OSError):
             return self.log_path.read_bytes()[-size:].decode(errors="replace")
         return ""
@@ -133,6 +149,19 @@ class FunctionServer:
         )
         # Any HTTP answer means the server is up (the function itself answers GET with 405).
         self.server.wait_http(self.url, ok=range(200, 600))
+
+    def records(self) -> list[dict[str, Any]]:
+        """The function's structured log so far: every JSON object line of its output."""
+        records = []
+        for line in self.server.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    records.append(json.loads(line))
+        return records
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """The log line of every decision the function made (one per target per invocation)."""
+        return [r for r in self.records() if r.get("event") == "decision"]
 
     def stop(self) -> None:
         self.server.stop()

@@ -7,6 +7,7 @@ import json
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -56,6 +57,15 @@ class VictoriaMetrics:
         response.raise_for_status()
         result: list[dict[str, object]] = response.json()["data"]["result"]
         return result
+
+    def export(self, match: str, start: float, end: float | None = None) -> list[dict[str, Any]]:
+        """Raw samples of the series matching `match` (JSON lines, one or more per series)."""
+        params = {"match[]": match, "start": f"{start:.3f}"}
+        if end is not None:
+            params["end"] = f"{end:.3f}"
+        response = self._http.get("/api/v1/export", params=params)
+        response.raise_for_status()
+        return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
     def stop(self) -> None:
         self._http.close()

@@ -413,3 +413,10 @@ def test_resolved_alert_targets_are_reported_as_alert_resolved() -> None:
     )
     assert [(o.action.value, o.reason) for o in outcomes] == [("skipped", "alert_resolved")]
     assert cluster.removed == []
+
+
+def test_a_duplicate_during_the_rollout_that_eviction_caused_hears_cooldown() -> None:
+    cluster = FakeCluster()
+    run(service(cluster))
+    cluster.state = settled(unavailable_replicas=2, updated_replicas=8)  # replacements starting
+    assert run(service(cluster)).reason == "cooldown"
