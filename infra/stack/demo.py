@@ -44,6 +44,23 @@ KAFKA = {
 }
 
 
+def consumer_group(backfill_minutes: int) -> dict[str, Any]:
+    """The demos' cluster: the consumer Deployment with its load model and a PDB allowing 2."""
+    return scenario(
+        [NAMESPACE],
+        [deployment(NAMESPACE, DEPLOYMENT, REPLICAS, startupSeconds=2.0, kafka=KAFKA)],
+        pdbs=[
+            {
+                "namespace": NAMESPACE,
+                "name": DEPLOYMENT,
+                "selector": {"app": DEPLOYMENT},
+                "maxUnavailable": 2,
+            }
+        ],
+        metrics={"intervalSeconds": 1.0, "backfillMinutes": backfill_minutes},
+    )
+
+
 def banner(text: str) -> None:
     print(f"\n=== {text} " + "=" * max(0, 74 - len(text)))
 
@@ -175,20 +192,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pod-rebalancer-demo-") as tmp:
         workdir = Path(tmp)
         with victoria_metrics(workdir, latency_offset="1s") as vm:
-            body = scenario(
-                [NAMESPACE],
-                [deployment(NAMESPACE, DEPLOYMENT, REPLICAS, startupSeconds=2.0, kafka=KAFKA)],
-                pdbs=[
-                    {
-                        "namespace": NAMESPACE,
-                        "name": DEPLOYMENT,
-                        "selector": {"app": DEPLOYMENT},
-                        "maxUnavailable": 2,
-                    }
-                ],
-                metrics={"intervalSeconds": 1.0, "backfillMinutes": 20},
-            )
-            sim = KubeSim(workdir, body, tls=True, victoria_url=vm.url, tick=0.2)
+            sim = KubeSim(workdir, consumer_group(20), tls=True, victoria_url=vm.url, tick=0.2)
             try:
                 return run(vm, sim, workdir, token, started)
             finally:

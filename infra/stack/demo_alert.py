@@ -22,16 +22,16 @@ from infra.kubesim.launcher import KubeSim
 from infra.stack.alerting import AlertPath, alert_path
 from infra.stack.demo import (
     DEPLOYMENT,
-    KAFKA,
     NAMESPACE,
     REPLICAS,
     WINDOW,
     banner,
     before_after_table,
+    consumer_group,
     variance,
     wait_settled,
 )
-from infra.stack.kube import deployment, kubeconfig, scenario
+from infra.stack.kube import kubeconfig
 from infra.stack.prometheus import Prometheus
 from infra.stack.victoria import victoria_metrics
 
@@ -124,20 +124,7 @@ def main() -> int:
         victoria_metrics(Path(tmp)) as vm,
     ):
         workdir = Path(tmp)
-        body = scenario(
-            [NAMESPACE],
-            [deployment(NAMESPACE, DEPLOYMENT, REPLICAS, startupSeconds=2.0, kafka=KAFKA)],
-            pdbs=[
-                {
-                    "namespace": NAMESPACE,
-                    "name": DEPLOYMENT,
-                    "selector": {"app": DEPLOYMENT},
-                    "maxUnavailable": 2,
-                }
-            ],
-            metrics={"intervalSeconds": 1.0, "backfillMinutes": 10},
-        )
-        sim = KubeSim(workdir, body, tls=True, victoria_url=vm.url, tick=0.2)
+        sim = KubeSim(workdir, consumer_group(10), tls=True, victoria_url=vm.url, tick=0.2)
         env = {
             "KUBE_AUTH": "kubeconfig",
             "KUBECONFIG": str(kubeconfig(sim, workdir / "kubeconfig")),

@@ -62,13 +62,6 @@ def decisions_for(function: FunctionServer, target: str, **match: Any) -> list[d
 
 
 @pytest.fixture(scope="module")
-def workdir(session_dir: Path) -> Path:
-    path = session_dir / NAMESPACE
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
 def sim(workdir: Path) -> Iterator[KubeSim]:
     body = scenario([NAMESPACE], [deployment(NAMESPACE, name, 8) for name in ("alpha", "bravo")])
     server = KubeSim(workdir, body, tls=True, tick=0.1)

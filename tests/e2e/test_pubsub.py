@@ -80,13 +80,6 @@ class PubSub:
 
 
 @pytest.fixture(scope="module")
-def workdir(session_dir: Path) -> Path:
-    path = session_dir / NAMESPACE
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
 def emulator(workdir: Path) -> Iterator[PubSubEmulator]:
     server = PubSubEmulator(workdir)
     try:
