@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -116,13 +116,20 @@ class Rebalancer:
 
     def run(self, request: RunRequest) -> list[Outcome]:
         instance = f"{socket.gethostname()}-{secrets.token_hex(4)}"
+        dry_run = self._settings.dry_run or request.dry_run  # a request never turns it off
         outcomes = []
+        for outcome in self._outcomes(request, dry_run, instance):
+            self._record(outcome, request, instance)  # logged and published as each is decided
+            self._publish(outcome, request, instance)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _outcomes(self, request: RunRequest, dry_run: bool, instance: str) -> Iterator[Outcome]:
         for target in dict.fromkeys(request.targets):  # duplicates processed once, order kept
-            dry_run = self._settings.dry_run or request.dry_run
             try:
-                outcome = self._one(target, dry_run, instance)
+                yield self._one(target, dry_run, instance)
             except DependencyError as exc:
-                outcome = Outcome(
+                yield Outcome(
                     target,
                     dry_run,
                     Action.FAILED,
@@ -130,16 +137,8 @@ class Rebalancer:
                     errors={exc.dependency: str(exc)},
                     retryable=True,
                 )
-            self._record(outcome, request, instance)
-            self._publish(outcome, request, instance)
-            outcomes.append(outcome)
         for target in dict.fromkeys(request.resolved):
-            dry_run = self._settings.dry_run or request.dry_run
-            outcome = Outcome(target, dry_run, Action.SKIPPED, Reason.ALERT_RESOLVED.value)
-            self._record(outcome, request, instance)
-            self._publish(outcome, request, instance)
-            outcomes.append(outcome)
-        return outcomes
+            yield Outcome(target, dry_run, Action.SKIPPED, Reason.ALERT_RESOLVED.value)
 
     def container_for(self, target: Target, deployment: Deployment | None = None) -> str:
         """The `container` label of the target's pods: CONTAINER_NAME for the default Deployment."""
