@@ -19,12 +19,12 @@ import boto3
 import pytest
 from google.auth._helpers import REFRESH_THRESHOLD
 from kubernetes.client import ApiClient
-from kubernetes.config import incluster_config
 
 from infra.kubesim.eks import EksVerifier, TokenError, canonical_arn, presigned_url
 from infra.kubesim.launcher import KubeSim
 from infra.stack.google import SERVICE_ACCOUNT, GoogleServer
 from infra.stack.processes import FUNCTION_DIR, ServerProcess, clean_env, free_port, venv_bin
+from pod_rebalancer.adapters import kube_auth
 from pod_rebalancer.adapters.kube import Cluster
 from pod_rebalancer.adapters.kube_auth import (
     EKS_TOKEN_PREFIX,
@@ -625,17 +625,37 @@ def test_a_missing_kubeconfig_names_kube_auth(
     assert caught.value.variable == "KUBE_AUTH"
 
 
-@pytest.mark.parametrize("service_env", [False, True])
-def test_incluster_outside_a_pod_names_kube_auth(
-    monkeypatch: pytest.MonkeyPatch, service_env: bool
-) -> None:
-    # load_incluster_config reads the service account from fixed paths under /var/run/secrets;
-    # without patching the library it cannot be pointed at a test token, so only refusal is shown.
-    if Path(incluster_config.SERVICE_TOKEN_FILENAME).exists():
-        pytest.skip("this machine has a real service account token")
+@pytest.fixture
+def service_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A pod's service-account directory, as the kubelet projects it, in a temp dir."""
+    directory = tmp_path / "serviceaccount"
+    directory.mkdir()
+    monkeypatch.setattr(kube_auth, "SERVICE_ACCOUNT_DIR", directory)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
-    if service_env:
+    return directory
+
+
+def test_incluster_uses_the_pods_service_account_and_is_chosen_by_auto(
+    kube: KubeSim, service_account: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert kube.ca_file is not None
+    (service_account / "token").write_text(TOKEN)
+    (service_account / "ca.crt").write_bytes(Path(kube.ca_file).read_bytes())
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", kube.url.rsplit(":", 1)[1])
+    assert resolve_mode(settings()) == "incluster"
+    for config in (settings(kube_auth="incluster"), settings()):
+        with cluster_for(config) as cluster:
+            read_target(cluster)
+    assert api_users(kube) == [(USER, 200)] * 4
+
+
+@pytest.mark.parametrize("service_env", [False, True])
+def test_incluster_outside_a_pod_names_kube_auth(
+    service_account: Path, monkeypatch: pytest.MonkeyPatch, service_env: bool
+) -> None:
+    if service_env:  # the variables alone, without the token and CA files, are not enough
         monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
         monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     with pytest.raises(ConfigError, match="incluster") as caught:

@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +34,7 @@ GKE_SCOPES = (
 )
 EKS_TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105  (a format prefix, not a secret)
 CLIENT_RETRIES = 1
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 EKS_TOKEN_REUSE_SECONDS = 10 * 60  # tokens are accepted for 15 minutes; renew well before
 
 
@@ -240,12 +242,18 @@ def _eks(settings: Settings) -> Configuration:
 
 
 def _incluster(settings: Settings) -> Configuration:
-    from kubernetes import config  # noqa: PLC0415
+    from kubernetes.config import ConfigException  # noqa: PLC0415
+    from kubernetes.config.incluster_config import InClusterConfigLoader  # noqa: PLC0415
 
     configuration = Configuration()
+    # The projected token is re-read by the client every minute, so rotation needs no restart.
+    loader = InClusterConfigLoader(  # type: ignore[no-untyped-call]
+        token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
+        cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+    )
     try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException as exc:
+        loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+    except ConfigException as exc:
         raise ConfigError("KUBE_AUTH", f"incluster: {exc}") from exc
     return configuration
 
