@@ -65,7 +65,7 @@ def settings_for(prometheus_url: str, namespace: str) -> Settings:
         max_pods_to_delete=MAX_DELETE,
         # Always over the threshold, and any improvement is enough: the plan selects pods and the
         # run sends the dry-run evictions, i.e. the longest path a dry run can take.
-        cpu_variance_threshold=0.0,
+        imbalance_threshold=0.0,
         min_improvement_percent=0.0,
     )
 

@@ -1,6 +1,7 @@
 """Wiring: builds Settings, the adapters and the service once per instance, lazily.
 
-Nothing is built at import time, so a cold start pays only for what a request uses.
+Nothing is built at import time, so a cold start pays only for what a request uses; the settings
+are validated before any client is built, so a refused call never reaches a cloud API.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pod_rebalancer.adapters.kube_auth import api_client
 from pod_rebalancer.adapters.prometheus import PrometheusClient
 from pod_rebalancer.adapters.pubsub import AuditPublisher
 from pod_rebalancer.config import Settings, load_settings
+from pod_rebalancer.ports import Clock
 from pod_rebalancer.service import Rebalancer
 
 
@@ -24,12 +26,9 @@ def utc_now() -> datetime:
 
 
 def build(
-    settings: Settings | None = None,
-    clock: Callable[[], datetime] = utc_now,
-    log: logging.Logger | None = None,
+    settings: Settings, clock: Clock = utc_now, log: logging.Logger | None = None
 ) -> Rebalancer:
     """The service with production adapters; `clock` and `log` are for benchmarks and tests."""
-    settings = settings if settings is not None else load_settings()
     log = log if log is not None else logs.configure(settings.log_level)
     metrics = PrometheusClient(
         settings.prometheus_endpoint, settings.prometheus_timeout, token=settings.metrics_secret
@@ -40,18 +39,37 @@ def build(
 
 
 class Lazy:
-    """Builds the service on first use; a configuration error is raised again on every call."""
+    """The instance's runtime: settings and service built on first use, then kept.
 
-    def __init__(self, factory: Callable[[], Rebalancer] = build) -> None:
-        self._factory = factory
-        self._built: Rebalancer | None = None
+    A failure to build (invalid configuration, a cloud API that did not answer) is raised to that
+    call and tried again on the next one, so a transient outage at cold start does not stick.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Settings] = load_settings,
+        factory: Callable[[Settings], Rebalancer] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._load = load
+        self._factory = factory or (lambda settings: build(settings, clock=clock))
+        self._clock = clock
+        self._settings: Settings | None = None
+        self._service: Rebalancer | None = None
         self._lock = threading.Lock()
 
-    def __call__(self) -> Rebalancer:
-        built = self._built
-        if built is None:
-            with self._lock:
-                if self._built is None:
-                    self._built = self._factory()
-                built = self._built
-        return built
+    def now(self) -> datetime:
+        return self._clock()
+
+    def settings(self) -> Settings:
+        with self._lock:
+            if self._settings is None:
+                self._settings = self._load()
+            return self._settings
+
+    def service(self) -> Rebalancer:
+        settings = self.settings()
+        with self._lock:
+            if self._service is None:
+                self._service = self._factory(settings)
+            return self._service

@@ -14,9 +14,9 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pod_rebalancer.core.guards import AllowList
-from pod_rebalancer.core.model import Policy, Statistic
-from pod_rebalancer.core.names import label_problem, subdomain_problem
+from pod_rebalancer.core.model import AllowList, Policy
+from pod_rebalancer.core.names import InvalidNameError, check_target, label_problem
+from pod_rebalancer.core.stats import Statistic
 from pod_rebalancer.errors import ConfigError
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -63,7 +63,11 @@ class Settings(BaseSettings):
 
     metrics_time_window: Duration = timedelta(minutes=5)
     imbalance_statistic: Statistic = Statistic.VARIANCE
-    cpu_variance_threshold: float = Field(default=0.3, ge=0, allow_inf_nan=False)
+    # The threshold applies to whichever IMBALANCE_STATISTIC is chosen; the variable keeps the
+    # original design's name.
+    imbalance_threshold: float = Field(
+        default=0.3, ge=0, allow_inf_nan=False, validation_alias="cpu_variance_threshold"
+    )
     min_pods_required: int = Field(default=3, ge=1)
     max_pods_to_delete: int = Field(default=2, ge=1, le=100)
     min_improvement_percent: float = Field(default=10.0, ge=0, le=100, allow_inf_nan=False)
@@ -108,13 +112,14 @@ class Settings(BaseSettings):
         endpoint = self.prometheus_endpoint
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", endpoint):
             raise _invalid("prometheus_endpoint", f"{endpoint!r} is not an http(s) URL")
-        for name, problem in (
-            ("kube_namespace", label_problem(self.kube_namespace)),
-            ("deployment_name", subdomain_problem(self.deployment_name)),
-            ("container_name", label_problem(self.container)),
-        ):
-            if problem:
-                raise _invalid(name, problem)
+        try:
+            check_target(self.kube_namespace, self.deployment_name)
+        except InvalidNameError as exc:
+            variable = {"namespace": "kube_namespace", "deployment": "deployment_name"}[exc.field]
+            raise _invalid(variable, exc.problem) from exc
+        problem = label_problem(self.container_name) if self.container_name is not None else None
+        if problem:
+            raise _invalid("container_name", problem)
         if self.metrics_time_window < timedelta(seconds=1):
             raise _invalid("metrics_time_window", "must be at least 1s")
         if self.prometheus_timeout <= timedelta(0):
@@ -138,10 +143,6 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def container(self) -> str:
-        return self.container_name or self.deployment_name
-
-    @property
     def pod_age_minimum(self) -> timedelta:
         return self.min_pod_age if self.min_pod_age is not None else 2 * self.metrics_time_window
 
@@ -155,18 +156,23 @@ class Settings(BaseSettings):
     def policy(self) -> Policy:
         return Policy(
             statistic=self.imbalance_statistic,
-            threshold=self.cpu_variance_threshold,
+            threshold=self.imbalance_threshold,
             min_pods=self.min_pods_required,
             max_delete=self.max_pods_to_delete,
             min_improvement_percent=self.min_improvement_percent,
             min_pod_age=self.pod_age_minimum,
         )
 
+    @classmethod
+    def environment_names(cls) -> set[str]:
+        """Every environment variable this object reads."""
+        return {
+            str(info.validation_alias or name).upper() for name, info in cls.model_fields.items()
+        }
+
     def webhook_secret(self) -> str | None:
         """The token HTTP callers must present; the file is re-read so it can be rotated live."""
-        if self.webhook_token_file is not None:
-            return _read_secret(self.webhook_token_file)
-        return self.webhook_token.get_secret_value() if self.webhook_token else None
+        return _secret(self.webhook_token, self.webhook_token_file)
 
     @property
     def token_required(self) -> bool:
@@ -177,16 +183,10 @@ class Settings(BaseSettings):
         return self.webhook_hmac_secret is not None or self.webhook_hmac_secret_file is not None
 
     def hmac_secret(self) -> str | None:
-        if self.webhook_hmac_secret_file is not None:
-            return _read_secret(self.webhook_hmac_secret_file)
-        return self.webhook_hmac_secret.get_secret_value() if self.webhook_hmac_secret else None
+        return _secret(self.webhook_hmac_secret, self.webhook_hmac_secret_file)
 
     def metrics_secret(self) -> str | None:
-        if self.prometheus_bearer_token_file is not None:
-            return _read_secret(self.prometheus_bearer_token_file)
-        if self.prometheus_bearer_token is not None:
-            return self.prometheus_bearer_token.get_secret_value()
-        return None
+        return _secret(self.prometheus_bearer_token, self.prometheus_bearer_token_file)
 
 
 class _InvalidSettingError(ValueError):
@@ -197,12 +197,17 @@ def _invalid(field: str, problem: str) -> _InvalidSettingError:
     return _InvalidSettingError(f"{field.upper()}: {problem}")
 
 
-def _read_secret(path: Path) -> str | None:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None  # an unreadable token file refuses every caller rather than admitting all
-    return text or None
+def _secret(value: SecretStr | None, path: Path | None) -> str | None:
+    """A secret from its `_FILE` variable (read now, so a rotation needs no restart) or its value.
+
+    An unreadable or empty file yields None: a configured token that cannot be read admits nobody.
+    """
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+    return value.get_secret_value() if value is not None else None
 
 
 def load_settings() -> Settings:

@@ -3,8 +3,14 @@
 RebalancerError
 ├── ConfigError          invalid configuration; names the environment variable (HTTP 500)
 ├── RequestError         a trigger sent something invalid; names the field (HTTP 400)
+├── AuditError           the audit record was lost; the decision it describes stands (logged)
 └── DependencyError      a dependency failed; retrying may help, nothing was done (HTTP 503)
-    └── MetricsError     the metrics server was unreachable, slow, erroring or answered nonsense
+    ├── MetricsError     the metrics server was unreachable, slow, erroring or answered nonsense
+    ├── KubernetesError  the Kubernetes API, or the cloud API that locates it, failed
+    └── RetryableError   raised to the platform (Pub/Sub, Lambda) so that it delivers again
+
+Permanent problems are never DependencyErrors: they are a RequestError, a ConfigError, or a skip
+with its own reason code.
 """
 
 from __future__ import annotations
@@ -49,3 +55,7 @@ class KubernetesError(DependencyError):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+class RetryableError(DependencyError):
+    """Raised to the platform so that it delivers the event again later (Pub/Sub, Lambda)."""

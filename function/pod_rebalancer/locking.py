@@ -2,7 +2,7 @@
 
 Acquiring replaces the Lease only if nobody changed it since it was read (resourceVersion), and
 stamps the rebalance time in the same write: of N concurrent invocations exactly one gets through,
-and the others then see the lock or the cooldown.
+and the others then see the lock or the cooldown. The rules themselves are in core/cooldown.py.
 """
 
 from __future__ import annotations
@@ -10,19 +10,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
 
-from pod_rebalancer.adapters.kube import Lease, lease_body
-from pod_rebalancer.core.guards import lease_refusal
-from pod_rebalancer.core.model import Reason, Target
+from pod_rebalancer.core.cooldown import lease_refusal
+from pod_rebalancer.core.model import Lease, LeaseState, Reason, Target
+from pod_rebalancer.ports import LeaseStore
 
 LOCK_TTL = timedelta(minutes=5)  # far beyond one invocation; a crashed holder frees it by then
-
-
-class LeaseStore(Protocol):
-    def lease(self, namespace: str, name: str) -> Lease | None: ...
-    def create_lease(self, namespace: str, name: str, body: dict[str, Any]) -> Lease | None: ...
-    def replace_lease(self, lease: Lease, body: dict[str, Any]) -> Lease | None: ...
 
 
 def lease_name(target: Target) -> str:
@@ -35,14 +28,16 @@ def lease_name(target: Target) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Held:
+    """A lock this invocation holds, and the state to restore if it ends up doing nothing."""
+
     lease: Lease
-    previous_rebalance: datetime | None
+    previous: LeaseState | None
 
 
-def check(
+def blocked_by_lease(
     store: LeaseStore, target: Target, me: str, now: datetime, cooldown: timedelta
 ) -> Reason | None:
-    """Read-only: why this target may not act now (cooldown, locked), for dry runs too."""
+    """Read-only: why this target may not act now (cooldown, locked); dry runs ask it too."""
     current = store.lease(target.namespace, lease_name(target))
     return lease_refusal(current.state if current else None, me, now, cooldown)
 
@@ -54,45 +49,37 @@ def acquire(
     me: str,
     now: datetime,
     cooldown: timedelta,
-    selection: str,
+    selection: tuple[str, ...],
 ) -> Held | Reason:
     name = lease_name(target)
     current = store.lease(target.namespace, name)
     refusal = lease_refusal(current.state if current else None, me, now, cooldown)
     if refusal is not None:
         return refusal
-    body = lease_body(
-        target.namespace,
-        name,
-        holder=me,
-        now=now,
-        duration=LOCK_TTL,
-        last_rebalance=now,
-        selection=selection,
-        previous=current,
+    state = LeaseState(
+        holder=me, renewed_at=now, duration=LOCK_TTL, last_rebalance=now, selection=selection
     )
     if current is None:
-        won = store.create_lease(target.namespace, name, body)
+        won = store.create_lease(target.namespace, name, state)
     else:
-        won = store.replace_lease(current, body)
+        won = store.replace_lease(current, state)
     if won is None:
         # Lost the race: report what the winner left behind (normally the fresh cooldown).
         winner = store.lease(target.namespace, name)
         again = lease_refusal(winner.state if winner else None, me, now, cooldown)
         return again or Reason.LOCKED
-    return Held(won, current.state.last_rebalance if current else None)
+    return Held(won, current.state if current else None)
 
 
 def release(store: LeaseStore, held: Held, now: datetime, acted: bool) -> bool:
-    """Free the lock. Keep the cooldown stamp if anything was evicted, else restore the old one."""
-    lease = held.lease
-    body = lease_body(
-        lease.namespace,
-        lease.name,
+    """Free the lock. Keep the rebalance stamp if anything was evicted, else restore the old one,
+    so that the cooldown does not punish a run that did nothing."""
+    kept = held.lease.state if acted else held.previous
+    state = LeaseState(
         holder=None,
-        now=now,
+        renewed_at=now,
         duration=LOCK_TTL,
-        last_rebalance=lease.state.last_rebalance if acted else held.previous_rebalance,
-        previous=lease,
+        last_rebalance=kept.last_rebalance if kept else None,
+        selection=kept.selection if kept else (),
     )
-    return store.replace_lease(lease, body) is not None
+    return store.replace_lease(held.lease, state) is not None

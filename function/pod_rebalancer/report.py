@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from pod_rebalancer.core.model import Plan, Target
+from pod_rebalancer.errors import DependencyError
 
 
 class Action(StrEnum):
@@ -30,6 +31,18 @@ class Outcome:
     evicted: tuple[str, ...] = ()
     errors: dict[str, str] = field(default_factory=dict)
     retryable: bool = False  # a dependency failed: the caller should retry later
+
+    @classmethod
+    def unavailable(cls, target: Target, dry_run: bool, exc: DependencyError) -> Outcome:
+        """No decision could be made: a dependency failed before anything was done."""
+        return cls(
+            target,
+            dry_run,
+            Action.FAILED,
+            DEPENDENCY_UNAVAILABLE,
+            errors={exc.dependency: str(exc)},
+            retryable=True,
+        )
 
     def to_json(self) -> dict[str, Any]:
         plan = self.plan
@@ -57,11 +70,13 @@ class Outcome:
             "expected_after": None
             if expected is None
             else {"value": expected.value, "improvement_percent": expected.improvement_percent},
-            "selected": [
-                {"pod": s.pod, "cpu": s.cpu, "role": s.role}
-                for s in (plan.selected if plan else ())
-            ],
+            "selected": selected_json(plan),
             "evicted": list(self.evicted),
             "ignored_pods": dict(plan.ignored) if plan else {},
             "errors": dict(self.errors),
         }
+
+
+def selected_json(plan: Plan | None) -> list[dict[str, Any]]:
+    """The selection as the response, the decision log and the audit record all show it."""
+    return [{"pod": s.pod, "cpu": s.cpu, "role": s.role} for s in (plan.selected if plan else ())]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, Valida
 
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core.model import Target
-from pod_rebalancer.core.names import label_problem, subdomain_problem
+from pod_rebalancer.core.names import InvalidNameError
 from pod_rebalancer.errors import RequestError
 
 
@@ -78,23 +78,11 @@ def query_flag(args: Mapping[str, str], name: str) -> bool | None:
 
 
 def make_target(namespace: str, deployment: str) -> Target:
-    problem = label_problem(namespace)
-    if problem:
-        raise RequestError("namespace", problem)
-    problem = subdomain_problem(deployment)
-    if problem:
-        raise RequestError("deployment", problem)
-    return Target(namespace=namespace, deployment=deployment)
-
-
-def _target_for(namespace: str, deployment: str, settings: Settings) -> Target:
-    target = make_target(namespace, deployment)
-    if target.deployment != settings.deployment_name and label_problem(target.deployment):
-        # Another Deployment's pods are measured by a container label equal to its name.
-        raise RequestError(
-            "deployment", "is also the container label, so it must be a DNS-1123 label"
-        )
-    return target
+    """A Target, or a RequestError naming the field that is not a valid Kubernetes name."""
+    try:
+        return Target(namespace=namespace, deployment=deployment)
+    except InvalidNameError as exc:
+        raise RequestError(exc.field, exc.problem) from exc
 
 
 def _validation_error(exc: ValidationError) -> RequestError:
@@ -122,10 +110,9 @@ def parse_manual(
         request = ManualRequest.model_validate(body if body is not None else {})
     except ValidationError as exc:
         raise _validation_error(exc) from exc
-    target = _target_for(
+    target = make_target(
         request.namespace if request.namespace is not None else settings.kube_namespace,
         request.deployment if request.deployment is not None else settings.deployment_name,
-        settings,
     )
     flag = query_flag(args, "dry_run")
     dry_run = bool(request.dry_run) or bool(flag)
@@ -146,7 +133,7 @@ def parse_alertmanager(body: Any, args: Mapping[str, str], settings: Settings) -
         namespace = labels.get("namespace") or settings.kube_namespace
         deployment = labels.get("deployment") or labels.get("container") or settings.deployment_name
         try:
-            target = _target_for(namespace, deployment, settings)
+            target = make_target(namespace, deployment)
         except RequestError as exc:
             raise RequestError(f"alerts.{index}.labels.{exc.field}", exc.problem) from exc
         (firing if alert.status == "firing" else resolved)[target] = None

@@ -1,4 +1,6 @@
-"""The HTTP edge: method, auth, size and type checks; then parse, run, and map to a status.
+"""The HTTP edge, independent of the framework that delivers the request: method, auth, size and
+type checks; then parse, run, and map the outcome to a status. functions-framework (Flask) and
+a Lambda function URL both translate into HttpRequest and out of HttpResponse around `handle`.
 
 200 decision made (skips included) · 400 bad field · 401 bad token · 405 not POST · 413 over 1 MiB ·
 415 not JSON · 503 a dependency failed (nothing was done) · 500 configuration error or bug.
@@ -9,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
-from collections.abc import Callable
-from typing import Any
-
-import flask
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
 
 from pod_rebalancer.config import Settings
-from pod_rebalancer.errors import ConfigError, RequestError
+from pod_rebalancer.errors import ConfigError, DependencyError, RequestError
 from pod_rebalancer.logs import get_logger
 from pod_rebalancer.report import Outcome
 from pod_rebalancer.service import Rebalancer
@@ -24,28 +25,55 @@ from pod_rebalancer.triggers import parse_body
 
 MAX_BODY = 1024 * 1024
 SIGNATURE_MAX_SKEW = 300.0  # seconds
-TOKEN_HEADER = "X-Pod-Rebalancer-Token"  # noqa: S105  (a header name)
+TOKEN_HEADER = "x-pod-rebalancer-token"  # noqa: S105  (a header name)
 
 
-def respond(
-    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> flask.Response:
-    response = flask.Response(
-        json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json"
-    )
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
+class Runtime(Protocol):
+    """What an edge needs: the validated settings first (cheap), the service only for a call that
+    was admitted (building it creates the clients, and may ask a cloud API where the cluster is).
+    Both raise ConfigError; the service also DependencyError."""
+
+    def settings(self) -> Settings: ...
+    def service(self) -> Rebalancer: ...
+    def now(self) -> datetime: ...
 
 
-def error(status: int, message: str, **extra: Any) -> flask.Response:
-    headers = {"Allow": "POST"} if status == 405 else None
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    headers: Mapping[str, str]  # names in lower case
+    query: Mapping[str, str]
+    read: Callable[[int], bytes]  # up to n bytes of the body
+    content_length: int | None = None  # as declared, if it was
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+    @property
+    def mimetype(self) -> str:
+        return self.header("content-type").partition(";")[0].strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def text(self) -> str:
+        return json.dumps(self.body, separators=(",", ":"))
+
+
+def error(status: int, message: str, **extra: Any) -> HttpResponse:
+    headers = {}
+    if status == 405:
+        headers["Allow"] = "POST"
     if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="pod-rebalancer"'}
-    return respond(status, {"error": message, **extra}, headers)
+        headers["WWW-Authenticate"] = 'Bearer realm="pod-rebalancer"'
+    return HttpResponse(status, {"error": message, **extra}, headers)
 
 
-def authorized(request: flask.Request, settings: Settings) -> bool:
+def authorized(request: HttpRequest, settings: Settings) -> bool:
     """The bearer token, when one is configured; with neither token nor HMAC secret, only
     ALLOW_UNAUTHENTICATED=true admits a call."""
     if not settings.token_required and not settings.signature_required:
@@ -55,19 +83,18 @@ def authorized(request: flask.Request, settings: Settings) -> bool:
     expected = settings.webhook_secret()
     if expected is None:
         return False  # a configured token that cannot be read admits nobody
-    header = request.headers.get("Authorization", "")
-    scheme, _, bearer = header.partition(" ")
+    scheme, _, bearer = request.header("authorization").partition(" ")
     candidates = [bearer.strip()] if scheme.lower() == "bearer" and bearer.strip() else []
     # Cloud Scheduler with an OIDC token (checked by Cloud Run's IAM) uses Authorization for it,
     # so the token may come in its own header instead.
-    if request.headers.get(TOKEN_HEADER):
-        candidates.append(request.headers[TOKEN_HEADER].strip())
+    if request.header(TOKEN_HEADER):
+        candidates.append(request.header(TOKEN_HEADER).strip())
     # Compare every candidate (constant time each) so timing reveals nothing about which matched.
     matches = [hmac.compare_digest(c.encode(), expected.encode()) for c in candidates]
     return any(matches)
 
 
-def signed(request: flask.Request, body: bytes, settings: Settings, now: float) -> bool:
+def signed(request: HttpRequest, body: bytes, settings: Settings, now: float) -> bool:
     """HMAC-SHA256 of the body (hex, optionally `sha256=`-prefixed) in the configured header.
 
     With a timestamp header configured, the signed message is `timestamp:body` and the timestamp
@@ -76,12 +103,12 @@ def signed(request: flask.Request, body: bytes, settings: Settings, now: float) 
     if not settings.signature_required:
         return True
     secret = settings.hmac_secret()
-    presented = request.headers.get(settings.webhook_signature_header, "").strip()
+    presented = request.header(settings.webhook_signature_header).strip()
     if secret is None or not presented:
         return False
     message = body
     if settings.webhook_signature_timestamp_header:
-        stamp = request.headers.get(settings.webhook_signature_timestamp_header, "").strip()
+        stamp = request.header(settings.webhook_signature_timestamp_header).strip()
         try:
             fresh = abs(now - float(stamp)) <= SIGNATURE_MAX_SKEW
         except ValueError:
@@ -93,46 +120,67 @@ def signed(request: flask.Request, body: bytes, settings: Settings, now: float) 
     return hmac.compare_digest(presented.removeprefix("sha256=").lower().encode(), digest.encode())
 
 
-def read_body(request: flask.Request) -> bytes | None:
+def read_body(request: HttpRequest) -> bytes | None:
     """The body, or None when it is larger than MAX_BODY (whether or not it declared its length)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         return None
-    data = request.stream.read(MAX_BODY + 1)
+    data = request.read(MAX_BODY + 1)
     return None if len(data) > MAX_BODY else data
 
 
-def handle_http(request: flask.Request, service_of: Callable[[], Rebalancer]) -> flask.Response:
+def decode_json(raw: bytes | str) -> Any:
+    """JSON, or a RequestError naming the body: invalid text, invalid UTF-8, or nesting so deep
+    that the decoder gives up (RecursionError) are all the sender's problem."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise RequestError("body", f"is not valid JSON: {problem}") from exc
+
+
+def handle(request: HttpRequest, runtime: Runtime) -> HttpResponse:
     log = get_logger()
-    if request.method != "POST":
+    if request.method.upper() != "POST":
         return error(405, f"method {request.method} not allowed; use POST")
     try:
-        service = service_of()
+        settings = runtime.settings()
     except ConfigError as exc:
-        log.critical("invalid configuration: %s", exc, extra={"fields": {"variable": exc.variable}})
-        return error(500, f"invalid configuration: {exc}", variable=exc.variable)
-    if not authorized(request, service.settings):
+        return _config_error(exc)
+    if not authorized(request, settings):
         return error(401, "missing or wrong bearer token")
     raw = read_body(request)
     if raw is None:
         return error(413, f"body larger than {MAX_BODY} bytes")
-    if not signed(request, raw, service.settings, time.time()):
+    if not signed(request, raw, settings, runtime.now().timestamp()):
         return error(401, "missing or wrong body signature")
     body: Any = None
-    if raw.strip():
-        if not request.mimetype or not (
-            request.mimetype == "application/json" or request.mimetype.endswith("+json")
-        ):
-            return error(415, f"Content-Type must be application/json, not {request.mimetype!r}")
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            return error(400, f"body is not valid JSON: {exc}", field="body")
     try:
-        run_request = parse_body(body, request.args, service.settings)
+        if raw.strip():
+            mimetype = request.mimetype
+            if not (mimetype == "application/json" or mimetype.endswith("+json")):
+                return error(415, f"Content-Type must be application/json, not {mimetype!r}")
+            body = decode_json(raw)
+        run_request = parse_body(body, request.query, settings)
     except RequestError as exc:
         return error(400, str(exc), field=exc.field)
-    outcomes = service.run(run_request)
-    return respond(status_of(outcomes), {"results": [o.to_json() for o in outcomes]})
+    try:
+        outcomes = runtime.service().run(run_request)
+    except ConfigError as exc:
+        return _config_error(exc)
+    except DependencyError as exc:
+        # Building the clients asked a cloud API (GKE cluster lookup, EKS DescribeCluster) that
+        # failed: nothing was done, and a retry later can help.
+        log.error("could not reach the cluster: %s", exc, extra={"fields": {"event": "startup"}})
+        dry_run = settings.dry_run or run_request.dry_run
+        outcomes = [Outcome.unavailable(t, dry_run, exc) for t in run_request.targets]
+    return HttpResponse(status_of(outcomes), {"results": [o.to_json() for o in outcomes]})
+
+
+def _config_error(exc: ConfigError) -> HttpResponse:
+    get_logger().critical(
+        "invalid configuration: %s", exc, extra={"fields": {"variable": exc.variable}}
+    )
+    return error(500, f"invalid configuration: {exc}", variable=exc.variable)
 
 
 def status_of(outcomes: list[Outcome]) -> int:

@@ -110,7 +110,7 @@ def setting_names() -> set[str]:
         sys.path.insert(0, str(FUNCTION_DIR))
     from pod_rebalancer.config import Settings  # noqa: PLC0415
 
-    return {name.upper() for name in Settings.model_fields}
+    return Settings.environment_names()
 
 
 def clean_env() -> dict[str, str]:

@@ -62,7 +62,7 @@ def test_alert_threshold_matches_the_functions_default() -> None:
         if rule.get("alert") == "PodCPUImbalance"
     )
     threshold = float(re.search(r">\s*([0-9.]+)", alert["expr"]).group(1))
-    default = Settings.model_fields["cpu_variance_threshold"].default
+    default = Settings.model_fields["imbalance_threshold"].default
     assert threshold == default
     assert "stdvar" in (RULES.read_text())  # the same statistic as IMBALANCE_STATISTIC=variance
     assert alert["for"] == "10m"

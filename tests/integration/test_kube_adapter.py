@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from infra.kubesim.launcher import KubeSim
-from pod_rebalancer.adapters.kube import Cluster, EvictionStatus, lease_body
-from pod_rebalancer.core.model import Target
+from infra.stack.processes import wait_until
+from pod_rebalancer.adapters.kube import Cluster
+from pod_rebalancer.core.model import EvictionStatus, LeaseState, Target
 from pod_rebalancer.errors import KubernetesError
+from pod_rebalancer.ports import EventNote
 from tests.kube import TOKEN, api_client, deployment, scenario
 
 NS = "adapter"
@@ -90,7 +92,7 @@ def test_lists_a_large_deployment_in_pages(cluster: Cluster, sim: KubeSim) -> No
 
 def test_dry_run_eviction_changes_nothing(cluster: Cluster, sim: KubeSim) -> None:
     pod = cluster.pods(NS, "app=web")[0]
-    result = cluster.evict(NS, pod.name, pod.uid, dry_run=True)
+    result = cluster.remover("evict", dry_run=True).remove(NS, pod.name, pod.uid)
     assert result.status is EvictionStatus.EVICTED
     after = {p.name: p for p in cluster.pods(NS, "app=web")}
     assert after[pod.name].terminating is False
@@ -99,67 +101,70 @@ def test_dry_run_eviction_changes_nothing(cluster: Cluster, sim: KubeSim) -> Non
 
 def test_eviction_with_a_stale_uid_is_refused(cluster: Cluster) -> None:
     pod = cluster.pods(NS, "app=web")[0]
-    result = cluster.evict(NS, pod.name, "00000000-0000-0000-0000-000000000000", dry_run=False)
+    evict = cluster.remover("evict", dry_run=False)
+    result = evict.remove(NS, pod.name, "00000000-0000-0000-0000-000000000000")
     assert result.status is EvictionStatus.CHANGED
     assert "UID" in result.message
 
 
 def test_pdb_refusal_is_blocked_with_the_servers_message(cluster: Cluster) -> None:
     pod = cluster.pods(NS, "app=guarded")[0]
-    result = cluster.evict(NS, pod.name, pod.uid, dry_run=False)
+    result = cluster.remover("evict", dry_run=False).remove(NS, pod.name, pod.uid)
     assert result.status is EvictionStatus.BLOCKED
     assert "disruption budget" in result.message
 
 
 def test_eviction_of_a_missing_pod_is_gone(cluster: Cluster) -> None:
-    result = cluster.evict(NS, "web-gone-xxxxx", "uid", dry_run=False)
+    result = cluster.remover("evict", dry_run=False).remove(NS, "web-gone-xxxxx", "uid")
     assert result.status is EvictionStatus.GONE
 
 
 def test_eviction_removes_the_pod_and_the_replicaset_replaces_it(cluster: Cluster) -> None:
     before = cluster.pods(NS, "app=web")
     victim = before[-1]
-    assert cluster.evict(NS, victim.name, victim.uid, dry_run=False).status.value == "evicted"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    evict = cluster.remover("evict", dry_run=False)
+    assert evict.remove(NS, victim.name, victim.uid).status is EvictionStatus.EVICTED
+
+    def replaced() -> bool:
         now = {p.name: p for p in cluster.pods(NS, "app=web")}
         ready = [p for p in now.values() if p.ready and not p.terminating]
-        if victim.name not in now and len(ready) == 6:
-            break
-        time.sleep(0.1)
-    assert victim.name not in now
-    assert len(ready) == 6
+        return victim.name not in now and len(ready) == 6
+
+    wait_until(replaced, timeout=10, what="the evicted pod replaced by a Ready one")
 
 
 def test_delete_mode_honours_the_uid_precondition(cluster: Cluster) -> None:
     pod = cluster.pods(NS, "app=web")[0]
-    assert cluster.delete(NS, pod.name, "wrong-uid", dry_run=False).status.value == "changed"
-    assert cluster.delete(NS, pod.name, pod.uid, dry_run=True).status.value == "evicted"
+    delete = cluster.remover("delete", dry_run=False)
+    assert delete.remove(NS, pod.name, "wrong-uid").status is EvictionStatus.CHANGED
+    dry_delete = cluster.remover("delete", dry_run=True)
+    assert dry_delete.remove(NS, pod.name, pod.uid).status is EvictionStatus.EVICTED
     assert pod.name in {p.name for p in cluster.pods(NS, "app=web")}
 
 
 def test_lease_create_conflict_and_stale_replace(cluster: Cluster) -> None:
     now = datetime.now(UTC)
-    body = lease_body(
-        NS, "lock-a", holder="me", now=now, duration=timedelta(minutes=5), last_rebalance=now
-    )
-    first = cluster.create_lease(NS, "lock-a", body)
+    state = LeaseState("me", now, timedelta(minutes=5), now, ("web-a", "web-b"))
+    first = cluster.create_lease(NS, "lock-a", state)
     assert first is not None
     assert first.state.holder == "me"
+    assert first.state.selection == ("web-a", "web-b")
+    assert first.state.last_rebalance is not None
     assert abs(first.state.last_rebalance - now) < timedelta(milliseconds=1)
-    assert cluster.create_lease(NS, "lock-a", body) is None  # AlreadyExists
-    second = cluster.replace_lease(first, {**body, "spec": {**body["spec"], "holderIdentity": "b"}})
+    assert cluster.create_lease(NS, "lock-a", state) is None  # AlreadyExists
+    second = cluster.replace_lease(first, replace(state, holder="b"))
     assert second is not None
-    assert cluster.replace_lease(first, body) is None  # stale resourceVersion: Conflict
-    assert cluster.lease(NS, "lock-a").state.holder == "b"
+    assert cluster.replace_lease(first, state) is None  # stale resourceVersion: Conflict
+    current = cluster.lease(NS, "lock-a")
+    assert current is not None
+    assert current.state.holder == "b"
 
 
 def test_records_an_event_on_the_deployment(cluster: Cluster, sim: KubeSim) -> None:
     found = cluster.deployment(Target(NS, "web"))
     assert found is not None
-    cluster.event(
-        found, "Rebalanced", "evicted a, b", warning=False, now=datetime.now(UTC), instance="test"
-    )
+    note = EventNote("Rebalanced", "evicted a, b", warning=False)
+    cluster.event(found, note, now=datetime.now(UTC), instance="test")
     events = [
         e
         for e in sim.state()["events"]

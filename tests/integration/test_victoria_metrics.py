@@ -29,10 +29,11 @@ from infra.stack.processes import free_port
 from infra.stack.series import CPU_METRIC, cpu_counters, pod_names, skewed_loads
 from infra.stack.victoria import VictoriaMetrics, scalar
 from pod_rebalancer.adapters.prometheus import PrometheusClient, _per_pod, cpu_query
-from pod_rebalancer.core.model import PodSkip, Policy, Reason, Target
+from pod_rebalancer.core.model import Plan, PodSkip, Policy, Reason, Target
 from pod_rebalancer.core.planner import plan
-from pod_rebalancer.core.stats import summarize
+from pod_rebalancer.core.stats import Statistic, summarize
 from pod_rebalancer.errors import MetricsError
+from tests.builders import pod
 
 pytestmark = pytest.mark.integration
 
@@ -299,6 +300,16 @@ def test_victoria_metrics_drops_nan_samples_so_the_adapter_never_sees_nan(
     }
 
 
+# The function's defaults, with a low threshold so that the skew below is confirmed.
+POLICY = Policy(Statistic.VARIANCE, 0.1, 3, 2, 10.0, timedelta(minutes=10))
+
+
+def plan_for(cpu: Mapping[str, float]) -> Plan:
+    """The decision when every series belongs to a healthy, listed pod."""
+    now = datetime.now(tz=UTC)
+    return plan(cpu, [pod(name, now=now) for name in cpu], POLICY, now)
+
+
 def test_an_infinite_rate_is_returned_and_never_selected(
     victoria: VictoriaMetrics, client: PrometheusClient
 ) -> None:
@@ -310,7 +321,7 @@ def test_an_infinite_rate_is_returned_and_never_selected(
     )
 
     cpu = client.pod_cpu(history.target, CONTAINER, WINDOW, history.at)
-    decision = plan(cpu, None, Policy(threshold=0.1), datetime.now(tz=UTC))
+    decision = plan_for(cpu)
 
     assert cpu["inf-pod"] == math.inf
     assert cpu.keys() == {*loads, "inf-pod"}
@@ -335,7 +346,7 @@ def test_nan_from_a_prometheus_shaped_answer_is_counted_and_never_selected(
 
     with contextlib.closing(PrometheusClient(server.url, timedelta(seconds=5))) as client:
         cpu = client.pod_cpu(target, "ingestion", WINDOW, datetime.now(tz=UTC))
-    decision = plan(cpu, None, Policy(threshold=0.1), datetime.now(tz=UTC))
+    decision = plan_for(cpu)
 
     assert math.isnan(cpu["nan-pod"])
     assert cpu["neg-inf-pod"] == -math.inf

@@ -33,3 +33,25 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     monkeypatch.setenv("DEPLOYMENT_NAME", "ingestion-consumer")
     monkeypatch.setenv("WEBHOOK_TOKEN", TOKEN)
     return monkeypatch
+
+
+@pytest.fixture
+def eks_down(env: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """KUBE_AUTH=eks with DescribeCluster pointing at a port nobody listens on: building the
+    service fails with a KubernetesError, a failure a later retry can fix."""
+    env.setenv("KUBE_AUTH", "eks")
+    env.setenv("EKS_CLUSTER_NAME", "posthog-prod")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "absent-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL_EKS": f"http://127.0.0.1:{free_port()}",
+        "AWS_MAX_ATTEMPTS": "1",
+    }.items():
+        env.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN"):
+        env.delenv(name, raising=False)
+    return env

@@ -50,6 +50,12 @@ def test_dependency_failure_raises_so_pubsub_redelivers(env: pytest.MonkeyPatch)
     assert post_event({"dry_run": True}).status_code == 500
 
 
+def test_a_cluster_lookup_failing_at_startup_raises_so_pubsub_redelivers(
+    eks_down: pytest.MonkeyPatch,
+) -> None:
+    assert post_event({}).status_code == 500
+
+
 def test_empty_message_runs_the_default_target(
     env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -68,11 +74,12 @@ def test_target_not_allowed_is_acknowledged(env: pytest.MonkeyPatch) -> None:
     [
         ({"raw_data": "%%%not-base64"}, "unreadable event"),
         ({"raw_data": base64.b64encode(b"{nope").decode()}, "unreadable event"),
+        ({"raw_data": base64.b64encode(b"[" * 50_000).decode()}, "nested too deeply"),
         ({"body": {"namespace": 'x"} or vector(1) #'}}, "invalid request"),
         ({"body": {"dryrun": True}}, "invalid request"),
         ({"body": {}, "age": timedelta(minutes=11)}, "dropped an event published"),
     ],
-    ids=["not-base64", "not-json", "injection", "unknown-field", "stale"],
+    ids=["not-base64", "not-json", "too-deep", "injection", "unknown-field", "stale"],
 )
 def test_bad_or_stale_events_are_logged_and_acknowledged(
     env: pytest.MonkeyPatch,

@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from pod_rebalancer.config import Settings, load_settings
-from pod_rebalancer.core.guards import AllowList
-from pod_rebalancer.core.model import Policy, Statistic
+from pod_rebalancer.core.model import AllowList, Policy
+from pod_rebalancer.core.stats import Statistic
 from pod_rebalancer.errors import ConfigError, RebalancerError
 
 REQUIRED = {
@@ -53,7 +53,7 @@ def test_defaults_follow_the_design_table() -> None:
     assert settings.kube_label_selector is None
     assert settings.metrics_time_window == timedelta(minutes=5)
     assert settings.imbalance_statistic is Statistic.VARIANCE
-    assert settings.cpu_variance_threshold == 0.3
+    assert settings.imbalance_threshold == 0.3
     assert settings.min_pods_required == 3
     assert settings.max_pods_to_delete == 2
     assert settings.min_improvement_percent == 10.0
@@ -75,9 +75,20 @@ def test_loads_the_same_defaults_from_the_environment(env: pytest.MonkeyPatch) -
     assert load_settings() == make()
 
 
-def test_container_name_defaults_to_the_deployment_name() -> None:
-    assert make().container == "ingestion-consumer"
-    assert make(container_name="consumer").container == "consumer"
+def test_container_name_is_unset_unless_configured() -> None:
+    # Unset, the container label comes from the Deployment itself (core/container.py).
+    assert make().container_name is None
+    assert make(container_name="consumer").container_name == "consumer"
+
+
+def test_the_threshold_is_read_from_cpu_variance_threshold(env: pytest.MonkeyPatch) -> None:
+    # The variable keeps the original design's name; the threshold applies to any statistic.
+    env.setenv("CPU_VARIANCE_THRESHOLD", "0.7")
+    env.setenv("IMBALANCE_STATISTIC", "cv")
+
+    assert load_settings().imbalance_threshold == 0.7
+    assert "CPU_VARIANCE_THRESHOLD" in Settings.environment_names()
+    assert "IMBALANCE_THRESHOLD" not in Settings.environment_names()
 
 
 def test_min_pod_age_defaults_to_twice_the_window() -> None:
@@ -143,11 +154,11 @@ def test_reads_every_variable_from_the_environment(env: pytest.MonkeyPatch, tmp_
     settings = load_settings()
 
     assert settings.prometheus_timeout == timedelta(seconds=5)
-    assert settings.container == "consumer"
+    assert settings.container_name == "consumer"
     assert settings.kube_label_selector == "app=ingestion"
     assert settings.metrics_time_window == timedelta(minutes=10)
     assert settings.imbalance_statistic is Statistic.CV
-    assert settings.cpu_variance_threshold == 0.5
+    assert settings.imbalance_threshold == 0.5
     assert settings.min_pods_required == 4
     assert settings.max_pods_to_delete == 3
     assert settings.min_improvement_percent == 25.0

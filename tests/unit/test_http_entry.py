@@ -141,6 +141,45 @@ def test_unreachable_kubernetes_api_is_a_503_with_nothing_done(env: pytest.Monke
     assert "kubernetes" in result["errors"]
 
 
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_json_nested_too_deeply_is_a_400_naming_the_body(
+    env: pytest.MonkeyPatch, depth: int
+) -> None:
+    body = "[" * depth + "]" * depth
+    response = client().post("/", data=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "body"
+
+
+def test_deeply_nested_labels_of_an_alert_are_a_400(env: pytest.MonkeyPatch) -> None:
+    nested = "{}"
+    for _ in range(900):
+        nested = '{"a":' + nested + "}"
+    body = '{"version":"4","status":"firing","alerts":[{"status":"firing","labels":' + nested
+    response = client().post(
+        "/", data=body + "}]}", headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.get_json()["field"].startswith("alerts.0.labels")
+
+
+def test_a_cluster_lookup_failing_at_startup_is_a_503_not_a_500(
+    eks_down: pytest.MonkeyPatch,
+) -> None:
+    response = client().post("/", json={"dry_run": True}, headers=AUTH)
+    assert response.status_code == 503
+    (result,) = response.get_json()["results"]
+    assert (result["action"], result["reason"]) == ("failed", "dependency_unavailable")
+    assert "DescribeCluster" in result["errors"]["kubernetes"]
+
+
+def test_a_refused_call_never_reaches_the_cloud_api(eks_down: pytest.MonkeyPatch) -> None:
+    # The token is checked before any client is built, so no lookup is made for a stranger.
+    app = client()
+    assert app.post("/", json={}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert app.post("/", json={"namespace": "Bad"}, headers=AUTH).status_code == 400
+
+
 def test_empty_body_runs_the_default_target(env: pytest.MonkeyPatch) -> None:
     response = client().post("/", headers=AUTH)
     (result,) = response.get_json()["results"]

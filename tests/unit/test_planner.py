@@ -6,27 +6,19 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pod_rebalancer.core.guards import pod_skip
-from pod_rebalancer.core.model import (
-    Plan,
-    PodInfo,
-    PodSkip,
-    Policy,
-    Reason,
-    Selected,
-    Statistic,
-)
+from pod_rebalancer.core.model import Plan, PodInfo, PodSkip, Policy, Reason, Selected
 from pod_rebalancer.core.planner import plan, select_outliers
-from pod_rebalancer.core.stats import summarize
+from pod_rebalancer.core.pod_guards import pod_skip
+from pod_rebalancer.core.stats import Statistic, summarize
+from tests.builders import NOW, pod
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MIN_AGE = timedelta(minutes=10)
 POLICY = Policy(
     statistic=Statistic.VARIANCE,
@@ -42,22 +34,9 @@ SKEWED = {"c-0": 2.3, "c-1": 0.1, "c-2": 0.8, "c-3": 0.9, "c-4": 0.7, "c-5": 0.8
 PROPERTY = settings(max_examples=100, deadline=None)
 
 
-def pod(
-    name: str,
-    *,
-    ready: bool = True,
-    age: timedelta | None = timedelta(hours=1),
-    excluded: bool = False,
-    terminating: bool = False,
-) -> PodInfo:
-    return PodInfo(
-        name=name,
-        uid=f"uid-{name}",
-        ready=ready,
-        created_at=None if age is None else NOW - age,
-        excluded=excluded,
-        terminating=terminating,
-    )
+def planned(samples: Mapping[str, float], rules: Policy = POLICY) -> Plan:
+    """The plan for `samples` when every measured pod is listed, healthy and old enough."""
+    return plan(samples, [pod(name) for name in samples], rules, NOW)
 
 
 def policy(**changes: object) -> Policy:
@@ -81,7 +60,7 @@ def picked(result: Plan) -> list[tuple[str, str]]:
 
 
 def test_reports_no_metrics_when_there_are_no_samples() -> None:
-    result = plan({}, None, POLICY, NOW)
+    result = planned({})
 
     assert result.reason is Reason.NO_METRICS
     assert result.summary is None
@@ -99,7 +78,7 @@ def test_reports_no_metrics_when_no_listed_pod_has_a_series() -> None:
 
 
 def test_reports_too_few_pods_when_fewer_than_min_pods_have_metrics() -> None:
-    result = plan({"c-0": 2.0, "c-1": 0.0}, None, POLICY, NOW)
+    result = planned({"c-0": 2.0, "c-1": 0.0})
 
     assert result.reason is Reason.TOO_FEW_PODS
     assert result.selected == ()
@@ -116,7 +95,7 @@ def test_reports_too_few_pods_when_every_pod_is_guarded_out() -> None:
 
 def test_reports_too_few_pods_when_acting_would_leave_fewer_than_min_pods_ready() -> None:
     # Three usable pods, clearly imbalanced, but min_pods 3 leaves no room to evict one.
-    result = plan({"c-0": 3.0, "c-1": 0.0, "c-2": 0.1}, None, POLICY, NOW)
+    result = planned({"c-0": 3.0, "c-1": 0.0, "c-2": 0.1})
 
     assert result.reason is Reason.TOO_FEW_PODS
     assert result.summary is not None
@@ -126,7 +105,7 @@ def test_reports_too_few_pods_when_acting_would_leave_fewer_than_min_pods_ready(
 
 
 def test_reports_below_threshold_when_the_statistic_is_under_it() -> None:
-    result = plan({"c-0": 0.5, "c-1": 0.6, "c-2": 0.55, "c-3": 0.5}, None, POLICY, NOW)
+    result = planned({"c-0": 0.5, "c-1": 0.6, "c-2": 0.55, "c-3": 0.5})
 
     assert result.reason is Reason.BELOW_THRESHOLD
     assert result.summary is not None
@@ -143,7 +122,7 @@ def test_reports_below_threshold_when_the_statistic_equals_it(
 ) -> None:
     samples = {"c-0": 0.0, "c-1": 0.0, "c-2": 1.0, "c-3": 1.0}
 
-    result = plan(samples, None, policy(statistic=statistic, threshold=threshold), NOW)
+    result = planned(samples, policy(statistic=statistic, threshold=threshold))
 
     assert result.value == threshold
     assert result.reason is Reason.BELOW_THRESHOLD
@@ -154,7 +133,7 @@ def test_reports_insufficient_improvement_when_removing_the_outliers_does_not_he
     # Two camps: without one pod of each the variance is still exactly 0.25.
     samples = {f"c-{i}": float(i % 2) for i in range(6)}
 
-    result = plan(samples, None, policy(threshold=0.1), NOW)
+    result = planned(samples, policy(threshold=0.1))
 
     assert result.reason is Reason.INSUFFICIENT_IMPROVEMENT
     assert result.expected_after is not None
@@ -164,7 +143,7 @@ def test_reports_insufficient_improvement_when_removing_the_outliers_does_not_he
 
 
 def test_reports_insufficient_improvement_below_the_configured_minimum() -> None:
-    result = plan(SKEWED, None, policy(min_improvement_percent=100.0), NOW)
+    result = planned(SKEWED, policy(min_improvement_percent=100.0))
 
     assert result.reason is Reason.INSUFFICIENT_IMPROVEMENT
     assert result.expected_after is not None
@@ -172,7 +151,7 @@ def test_reports_insufficient_improvement_below_the_configured_minimum() -> None
 
 
 def test_confirms_imbalance_and_picks_the_busiest_and_the_idlest() -> None:
-    result = plan(SKEWED, None, POLICY, NOW)
+    result = planned(SKEWED)
 
     assert result.reason is Reason.IMBALANCE_CONFIRMED
     assert result.acts
@@ -187,7 +166,7 @@ def test_confirms_imbalance_and_picks_the_busiest_and_the_idlest() -> None:
 
 @pytest.mark.parametrize("statistic", list(Statistic))
 def test_measures_with_the_configured_statistic(statistic: Statistic) -> None:
-    result = plan(SKEWED, None, policy(statistic=statistic, threshold=0.01), NOW)
+    result = planned(SKEWED, policy(statistic=statistic, threshold=0.01))
 
     summary = summarize(np.array(list(SKEWED.values())))
     assert result.statistic is statistic
@@ -202,8 +181,8 @@ def test_statistic_decides_the_verdict_for_the_same_samples() -> None:
     # Low absolute CPU: variance is tiny but relative spread (cv) is large.
     samples = {"c-0": 0.02, "c-1": 0.001, "c-2": 0.01, "c-3": 0.011, "c-4": 0.009}
 
-    by_variance = plan(samples, None, policy(statistic=Statistic.VARIANCE), NOW)
-    by_cv = plan(samples, None, policy(statistic=Statistic.CV), NOW)
+    by_variance = planned(samples, policy(statistic=Statistic.VARIANCE))
+    by_cv = planned(samples, policy(statistic=Statistic.CV))
 
     assert by_variance.reason is Reason.BELOW_THRESHOLD
     assert by_cv.reason is Reason.IMBALANCE_CONFIRMED
@@ -215,7 +194,7 @@ def test_statistic_decides_the_verdict_for_the_same_samples() -> None:
 def test_alternates_busiest_and_idlest_up_to_max_delete() -> None:
     samples = {f"c-{i}": float(i) for i in range(10)}  # c-9 busiest, c-0 idlest
 
-    result = plan(samples, None, policy(max_delete=5, min_improvement_percent=0.0), NOW)
+    result = planned(samples, policy(max_delete=5, min_improvement_percent=0.0))
 
     assert picked(result) == [
         ("c-9", "busiest"),
@@ -227,13 +206,13 @@ def test_alternates_busiest_and_idlest_up_to_max_delete() -> None:
 
 
 def test_takes_only_the_busiest_when_max_delete_is_one() -> None:
-    result = plan(SKEWED, None, policy(max_delete=1, min_improvement_percent=0.0), NOW)
+    result = planned(SKEWED, policy(max_delete=1, min_improvement_percent=0.0))
 
     assert picked(result) == [("c-0", "busiest")]
 
 
 def test_expected_after_is_the_statistic_of_the_pods_left_behind() -> None:
-    result = plan(SKEWED, None, POLICY, NOW)
+    result = planned(SKEWED)
 
     left = [cpu for name, cpu in SKEWED.items() if name not in {s.pod for s in result.selected}]
     after = summarize(np.array(left)).variance
@@ -246,7 +225,7 @@ def test_expected_after_is_the_statistic_of_the_pods_left_behind() -> None:
 
 
 def test_selected_cpu_is_the_measured_value() -> None:
-    result = plan(SKEWED, None, POLICY, NOW)
+    result = planned(SKEWED)
 
     assert all(s.cpu == SKEWED[s.pod] for s in result.selected)
 
@@ -254,22 +233,12 @@ def test_selected_cpu_is_the_measured_value() -> None:
 def test_breaks_ties_by_pod_name() -> None:
     samples = {"c-d": 3.0, "c-b": 3.0, "c-c": 0.0, "c-a": 0.0, "c-e": 1.0, "c-f": 1.0}
 
-    result = plan(samples, None, policy(min_improvement_percent=0.0), NOW)
+    result = planned(samples, policy(min_improvement_percent=0.0))
 
     assert picked(result) == [("c-b", "busiest"), ("c-a", "idlest")]
 
 
 # --- non-finite samples ----------------------------------------------------------------------
-
-
-def test_ignores_non_finite_samples_without_an_inventory() -> None:
-    samples = {**SKEWED, "nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-
-    result = plan(samples, None, POLICY, NOW)
-
-    assert result.ignored == {"non_finite_metric": 3}
-    assert result.summary == summarize(np.array(list(SKEWED.values())))
-    assert {s.pod for s in result.selected}.isdisjoint({"nan", "inf", "-inf"})
 
 
 def test_ignores_non_finite_samples_of_listed_pods() -> None:
@@ -285,7 +254,7 @@ def test_ignores_non_finite_samples_of_listed_pods() -> None:
 
 
 def test_reports_no_metrics_when_every_sample_is_non_finite() -> None:
-    result = plan({"c-0": math.nan, "c-1": math.inf}, None, POLICY, NOW)
+    result = planned({"c-0": math.nan, "c-1": math.inf})
 
     assert result.reason is Reason.NO_METRICS
     assert result.ignored == {"non_finite_metric": 2}
@@ -445,7 +414,7 @@ def test_select_outliers_never_returns_a_pod_twice_when_count_exceeds_the_pods()
 @dataclass(frozen=True)
 class Case:
     samples: dict[str, float]
-    pods: list[PodInfo] | None
+    pods: list[PodInfo]
     policy: Policy
 
 
@@ -482,25 +451,22 @@ policies = st.sampled_from(
 
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
-    with_inventory = draw(st.booleans())
     samples: dict[str, float] = {}
     pods: list[PodInfo] = []
     for index, (profile, cpu) in enumerate(draw(pod_specs)):
         name = f"pod-{index}"
         traits = dict(profile)
-        listed = bool(traits.pop("listed", True)) or not with_inventory
+        listed = bool(traits.pop("listed", True))
         if traits.pop("measured", True) or not listed:
             samples[name] = cpu
-        if with_inventory and listed:
+        if listed:
             pods.append(pod(name, **traits))  # type: ignore[arg-type]
-    return Case(samples, pods if with_inventory else None, draw(policies))
+    return Case(samples, pods, draw(policies))
 
 
 def usable(case: Case) -> dict[str, float]:
     """The pods that may be measured and selected, worked out independently of the planner."""
     finite = {k: v for k, v in case.samples.items() if math.isfinite(v)}
-    if case.pods is None:
-        return finite
     return {
         p.name: finite[p.name]
         for p in case.pods
@@ -509,8 +475,6 @@ def usable(case: Case) -> dict[str, float]:
 
 
 def ready_count(case: Case) -> int:
-    if case.pods is None:
-        return len(usable(case))
     return sum(1 for p in case.pods if p.ready and not p.terminating)
 
 
@@ -518,11 +482,9 @@ def run(case: Case) -> Plan:
     return plan(case.samples, case.pods, case.policy, NOW)
 
 
-def shuffled(
-    case: Case, data: st.DataObject
-) -> tuple[Mapping[str, float], Sequence[PodInfo] | None]:
+def shuffled(case: Case, data: st.DataObject) -> tuple[Mapping[str, float], Sequence[PodInfo]]:
     samples = dict(data.draw(st.permutations(list(case.samples.items()))))
-    pods = None if case.pods is None else data.draw(st.permutations(case.pods))
+    pods = data.draw(st.permutations(case.pods))
     return samples, pods
 
 
@@ -543,8 +505,8 @@ def test_decision_does_not_depend_on_order_when_the_value_sits_at_the_threshold(
     first = summarize(np.array(list(values.values()))).variance
     at_threshold = policy(threshold=first)
 
-    one = plan(values, None, at_threshold, NOW)
-    two = plan({name: values[name] for name in other_order}, None, at_threshold, NOW)
+    one = planned(values, at_threshold)
+    two = planned({name: values[name] for name in other_order}, at_threshold)
 
     assert one.reason is Reason.BELOW_THRESHOLD
     assert two.reason is one.reason

@@ -12,7 +12,6 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
@@ -20,25 +19,25 @@ import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from pod_rebalancer.core.guards import DeploymentState
-from pod_rebalancer.core.model import LeaseState, PodInfo, Target
+from pod_rebalancer.core.model import (
+    Deployment,
+    DeploymentState,
+    EvictionResult,
+    EvictionStatus,
+    Lease,
+    LeaseState,
+    PodInfo,
+    Target,
+)
+from pod_rebalancer.core.times import parse_time
 from pod_rebalancer.errors import KubernetesError
+from pod_rebalancer.ports import EventNote, EvictionMode
 
 LAST_REBALANCE = "pod-rebalancer.io/last-rebalance"
 LAST_SELECTION = "pod-rebalancer.io/last-selection"
 COMPONENT = "pod-rebalancer"
 PAGE_SIZE = 500
 MAX_PAGES = 400  # 200,000 pods: far beyond any Deployment, and a bound on the loop
-
-
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def format_time(value: datetime, micro: bool = False) -> str:
@@ -55,7 +54,11 @@ def excluded(annotations: object, key: str) -> bool:
 
 
 def selector_string(selector: dict[str, Any]) -> str:
-    """A LabelSelector (matchLabels and matchExpressions) as the `labelSelector` query string."""
+    """A LabelSelector (matchLabels and matchExpressions) as the `labelSelector` query string.
+
+    ValueError for a selector that must not be used: empty (it would match every pod of the
+    namespace) or with an operator this function does not know. Both are permanent.
+    """
     parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
     for expression in selector.get("matchExpressions") or []:
         key, operator = expression["key"], expression["operator"]
@@ -69,44 +72,62 @@ def selector_string(selector: dict[str, Any]) -> str:
         elif operator == "DoesNotExist":
             parts.append(f"!{key}")
         else:
-            raise KubernetesError(f"unsupported selector operator {operator!r}")
+            raise ValueError(f"unsupported selector operator {operator!r}")
     if not parts:
         # An empty selector matches every pod in the namespace: never act on that.
-        raise KubernetesError("the Deployment has an empty selector")
+        raise ValueError("the Deployment has an empty selector, which matches every pod")
     return ",".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    target: Target
-    uid: str
-    selector: str
-    containers: tuple[str, ...]
-    state: DeploymentState
+def parse_deployment(target: Target, body: dict[str, Any], exclude: str) -> Deployment:
+    """The Deployment as the guards see it; KeyError and friends for a body that is not one."""
+    meta, spec, status = body["metadata"], body["spec"], body.get("status") or {}
+    replicas = int(spec.get("replicas", 1))
+    template = spec.get("template") or {}
+    containers = tuple(c["name"] for c in (template.get("spec") or {}).get("containers", []))
+    state = DeploymentState(
+        generation=int(meta.get("generation", 0)),
+        observed_generation=int(status.get("observedGeneration", 0)),
+        replicas=replicas,
+        updated_replicas=int(status.get("updatedReplicas", 0)),
+        # The server omits zero fields; pods missing from status.replicas count as unavailable.
+        unavailable_replicas=int(status.get("unavailableReplicas", 0)),
+        excluded=excluded(meta.get("annotations"), exclude),
+    )
+    try:
+        selector: str | None = selector_string(spec["selector"] or {})
+        problem = ""
+    except ValueError as exc:
+        selector, problem = None, str(exc)
+    return Deployment(
+        target=target,
+        uid=str(meta.get("uid", "")),
+        selector=selector,
+        containers=containers,
+        state=state,
+        selector_problem=problem,
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    name: str
-    namespace: str
-    resource_version: str
-    state: LeaseState
-    body: dict[str, Any]
-
-
-class EvictionStatus(StrEnum):
-    EVICTED = "evicted"
-    BLOCKED = "blocked"  # 429: a PodDisruptionBudget said no
-    GONE = "gone"  # 404: the pod is already gone
-    CHANGED = "changed"  # 409: the pod's UID changed (a new pod under the old name)
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class EvictionResult:
-    pod: str
-    status: EvictionStatus
-    message: str = ""
+def parse_pod(item: dict[str, Any], exclude: str) -> PodInfo:
+    """One item of a pod list, reduced to what the decision needs."""
+    meta = item["metadata"]
+    status = item.get("status") or {}
+    ready = False
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "Ready":
+            ready = condition.get("status") == "True"
+            break
+    # Age counts from the start: a pod that sat Pending has no metrics for that time.
+    started = parse_time(status.get("startTime")) or parse_time(meta.get("creationTimestamp"))
+    return PodInfo(
+        name=meta["name"],
+        uid=meta.get("uid", ""),
+        ready=ready and status.get("phase") == "Running",
+        started_at=started,
+        excluded=excluded(meta.get("annotations"), exclude),
+        terminating=bool(meta.get("deletionTimestamp")),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,36 +159,13 @@ class Cluster:
         path = (
             f"/apis/apps/v1/namespaces/{_q(target.namespace)}/deployments/{_q(target.deployment)}"
         )
-        answer = self._call("GET", path, expect=(200, 404))
+        answer = self.call("GET", path, expect=(200, 404))
         if answer.status == 404:
             return None
         try:
-            return self._parse_deployment(target, answer.body)
+            return parse_deployment(target, answer.body, self._exclude)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise KubernetesError(f"unreadable Deployment {target}: {exc!r}") from exc
-
-    def _parse_deployment(self, target: Target, body: dict[str, Any]) -> Deployment:
-        meta, spec, status = body["metadata"], body["spec"], body.get("status") or {}
-        replicas = int(spec.get("replicas", 1))
-        template = spec.get("template") or {}
-        containers = tuple(c["name"] for c in (template.get("spec") or {}).get("containers", []))
-        state = DeploymentState(
-            generation=int(meta.get("generation", 0)),
-            observed_generation=int(status.get("observedGeneration", 0)),
-            replicas=replicas,
-            updated_replicas=int(status.get("updatedReplicas", 0)),
-            available_replicas=int(status.get("availableReplicas", 0)),
-            # The server omits zero fields; pods missing from status.replicas count as unavailable.
-            unavailable_replicas=int(status.get("unavailableReplicas", 0)),
-            excluded=excluded(meta.get("annotations"), self._exclude),
-        )
-        return Deployment(
-            target=target,
-            uid=str(meta.get("uid", "")),
-            selector=selector_string(spec["selector"]),
-            containers=containers,
-            state=state,
-        )
 
     def pods(self, namespace: str, selector: str) -> list[PodInfo]:
         """The pods matching `selector`, read in pages so a large list never sits whole in memory.
@@ -183,9 +181,9 @@ class Cluster:
             query = {"labelSelector": selector, "limit": str(PAGE_SIZE)}
             if token:
                 query["continue"] = token
-            answer = self._call("GET", path, query=query)
+            answer = self.call("GET", path, query=query)
             try:
-                pods.extend(self._parse_pod(item) for item in answer.body["items"] or ())
+                pods.extend(parse_pod(item, self._exclude) for item in answer.body["items"] or ())
                 token = (answer.body.get("metadata") or {}).get("continue") or ""
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise KubernetesError(f"unreadable pod list in {namespace}: {exc!r}") from exc
@@ -193,94 +191,35 @@ class Cluster:
                 return pods
         raise KubernetesError(f"pod list in {namespace} exceeds {MAX_PAGES * PAGE_SIZE} pods")
 
-    def _parse_pod(self, item: dict[str, Any]) -> PodInfo:
-        meta = item["metadata"]
-        status = item.get("status") or {}
-        ready = False
-        for condition in status.get("conditions") or ():
-            if condition.get("type") == "Ready":
-                ready = condition.get("status") == "True"
-                break
-        return PodInfo(
-            name=meta["name"],
-            uid=meta.get("uid", ""),
-            ready=ready and status.get("phase") == "Running",
-            created_at=parse_time(meta.get("creationTimestamp")),
-            excluded=excluded(meta.get("annotations"), self._exclude),
-            terminating=bool(meta.get("deletionTimestamp")),
-        )
-
     # The Lease: lock and cooldown memory, with optimistic concurrency on resourceVersion
 
     def lease(self, namespace: str, name: str) -> Lease | None:
-        answer = self._call("GET", _lease_path(namespace, name), expect=(200, 404))
-        return None if answer.status == 404 else _parse_lease(answer.body)
+        answer = self.call("GET", _lease_path(namespace, name), expect=(200, 404))
+        return None if answer.status == 404 else parse_lease(answer.body)
 
-    def create_lease(self, namespace: str, name: str, body: dict[str, Any]) -> Lease | None:
+    def create_lease(self, namespace: str, name: str, state: LeaseState) -> Lease | None:
         """Create the Lease; None when another invocation created it first (409)."""
-        answer = self._call("POST", _lease_path(namespace), body=body, expect=(200, 201, 409))
-        return None if answer.status == 409 else _parse_lease(answer.body)
+        body = lease_body(namespace, name, state)
+        answer = self.call("POST", _lease_path(namespace), body=body, expect=(200, 201, 409))
+        return None if answer.status == 409 else parse_lease(answer.body)
 
-    def replace_lease(self, lease: Lease, body: dict[str, Any]) -> Lease | None:
-        """Replace the Lease if nobody changed it since we read it; None on a 409 Conflict."""
-        body = {**body, "metadata": {**body["metadata"], "resourceVersion": lease.resource_version}}
-        answer = self._call(
+    def replace_lease(self, lease: Lease, state: LeaseState) -> Lease | None:
+        """Replace the Lease if nobody changed it since it was read; None on a 409 Conflict."""
+        body = lease_body(lease.namespace, lease.name, state, lease)
+        answer = self.call(
             "PUT", _lease_path(lease.namespace, lease.name), body=body, expect=(200, 409)
         )
-        return None if answer.status == 409 else _parse_lease(answer.body)
+        return None if answer.status == 409 else parse_lease(answer.body)
 
     # Writes to pods
 
-    def evict(self, namespace: str, pod: str, uid: str, dry_run: bool) -> EvictionResult:
-        options: dict[str, Any] = {"preconditions": {"uid": uid}}
-        if dry_run:
-            options["dryRun"] = ["All"]
-        body = {
-            "apiVersion": "policy/v1",
-            "kind": "Eviction",
-            "metadata": {"name": pod, "namespace": namespace},
-            "deleteOptions": options,
-        }
-        path = f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(pod)}/eviction"
-        query = {"dryRun": "All"} if dry_run else None
-        return self._pod_write(pod, "POST", path, body, query)
-
-    def delete(self, namespace: str, pod: str, uid: str, dry_run: bool) -> EvictionResult:
-        body: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "DeleteOptions",
-            "preconditions": {"uid": uid},
-        }
-        if dry_run:
-            body["dryRun"] = ["All"]
-        path = f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(pod)}"
-        query = {"dryRun": "All"} if dry_run else None
-        return self._pod_write(pod, "DELETE", path, body, query)
-
-    def _pod_write(
-        self, pod: str, method: str, path: str, body: dict[str, Any], query: dict[str, str] | None
-    ) -> EvictionResult:
-        answer = self._call(method, path, query=query, body=body, expect=(200, 201, 404, 409, 429))
-        message = _status_message(answer.body)
-        if answer.status in (200, 201):
-            return EvictionResult(pod, EvictionStatus.EVICTED)
-        if answer.status == 429:
-            return EvictionResult(pod, EvictionStatus.BLOCKED, message)
-        if answer.status == 404:
-            return EvictionResult(pod, EvictionStatus.GONE, message)
-        return EvictionResult(pod, EvictionStatus.CHANGED, message)
+    def remover(self, mode: EvictionMode, *, dry_run: bool) -> PodWriter:
+        return PodWriter(self, mode, dry_run=dry_run)
 
     # Events
 
     def event(
-        self,
-        deployment: Deployment,
-        reason: str,
-        message: str,
-        *,
-        warning: bool,
-        now: datetime,
-        instance: str,
+        self, deployment: Deployment, note: EventNote, *, now: datetime, instance: str
     ) -> None:
         target = deployment.target
         stamp = format_time(now)
@@ -298,9 +237,9 @@ class Cluster:
                 "namespace": target.namespace,
                 "uid": deployment.uid,
             },
-            "reason": reason,
-            "message": message[:1024],
-            "type": "Warning" if warning else "Normal",
+            "reason": note.reason,
+            "message": note.message[:1024],
+            "type": "Warning" if note.warning else "Normal",
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": instance[:128],
@@ -308,7 +247,7 @@ class Cluster:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        self._call(
+        self.call(
             "POST",
             f"/api/v1/namespaces/{_q(target.namespace)}/events",
             body=body,
@@ -317,7 +256,7 @@ class Cluster:
 
     # The one place library errors are translated
 
-    def _call(
+    def call(
         self,
         method: str,
         path: str,
@@ -383,54 +322,108 @@ def _status_message(body: object) -> str:
     return ""
 
 
-def _parse_lease(body: dict[str, Any]) -> Lease:
+def parse_lease(body: dict[str, Any]) -> Lease:
     try:
         meta, spec = body["metadata"], body.get("spec") or {}
-        annotations = meta.get("annotations") or {}
+        annotations = dict(meta.get("annotations") or {})
+        selection = annotations.get(LAST_SELECTION) or ""
         state = LeaseState(
             holder=spec.get("holderIdentity") or None,
             renewed_at=parse_time(spec.get("renewTime") or spec.get("acquireTime")),
             duration=timedelta(seconds=int(spec.get("leaseDurationSeconds") or 0)),
             last_rebalance=parse_time(annotations.get(LAST_REBALANCE)),
+            selection=tuple(name for name in selection.split(",") if name),
         )
-        return Lease(meta["name"], meta["namespace"], str(meta["resourceVersion"]), state, body)
+        return Lease(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            version=str(meta["resourceVersion"]),
+            state=state,
+            labels=dict(meta.get("labels") or {}),
+            annotations=annotations,
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise KubernetesError(f"unreadable Lease: {exc!r}") from exc
 
 
 def lease_body(
-    namespace: str,
-    name: str,
-    *,
-    holder: str | None,
-    now: datetime,
-    duration: timedelta,
-    last_rebalance: datetime | None,
-    selection: str = "",
-    previous: Lease | None = None,
+    namespace: str, name: str, state: LeaseState, previous: Lease | None = None
 ) -> dict[str, Any]:
-    """The Lease as this invocation wants it; the previous body keeps foreign labels/annotations."""
-    meta = dict((previous.body.get("metadata") if previous else None) or {})
-    annotations = dict(meta.get("annotations") or {})
-    if last_rebalance is not None:
-        annotations[LAST_REBALANCE] = format_time(last_rebalance, micro=True)
-    else:
-        annotations.pop(LAST_REBALANCE, None)
-    if selection:
-        annotations[LAST_SELECTION] = selection
-    labels = dict(meta.get("labels") or {})
-    labels["app.kubernetes.io/managed-by"] = COMPONENT
-    metadata = {"name": name, "namespace": namespace, "labels": labels, "annotations": annotations}
-    spec: dict[str, Any] = {
-        "holderIdentity": holder,
-        "leaseDurationSeconds": max(1, int(duration.total_seconds())),
-        "renewTime": format_time(now, micro=True),
+    """The Lease as JSON; the previous Lease's labels and annotations are kept, ours replaced,
+    and its resourceVersion named so that the write fails if anyone wrote in between."""
+    annotations = dict(previous.annotations) if previous else {}
+    for key, value in (
+        (
+            LAST_REBALANCE,
+            format_time(state.last_rebalance, micro=True) if state.last_rebalance else "",
+        ),
+        (LAST_SELECTION, ",".join(state.selection)),
+    ):
+        if value:
+            annotations[key] = value
+        else:
+            annotations.pop(key, None)
+    labels = {**(previous.labels if previous else {}), "app.kubernetes.io/managed-by": COMPONENT}
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": labels,
+        "annotations": annotations,
     }
-    if holder is not None:
-        spec["acquireTime"] = format_time(now, micro=True)
+    if previous is not None:
+        metadata["resourceVersion"] = previous.version
+    spec: dict[str, Any] = {
+        "holderIdentity": state.holder,
+        "leaseDurationSeconds": max(1, int(state.duration.total_seconds())),
+    }
+    if state.renewed_at is not None:
+        spec["renewTime"] = format_time(state.renewed_at, micro=True)
+        if state.holder is not None:
+            spec["acquireTime"] = spec["renewTime"]
     return {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
         "metadata": metadata,
         "spec": spec,
     }
+
+
+class PodWriter:
+    """Removes pods by eviction (honours PDBs) or deletion, each with the pod's UID as a
+    precondition; a dry-run writer sends the same requests with dryRun=All."""
+
+    def __init__(self, cluster: Cluster, mode: EvictionMode, *, dry_run: bool) -> None:
+        self._cluster = cluster
+        self._mode = mode
+        self._dry_run = dry_run
+
+    def remove(self, namespace: str, pod: str, uid: str) -> EvictionResult:
+        query = {"dryRun": "All"} if self._dry_run else None
+        dry = {"dryRun": ["All"]} if self._dry_run else {}
+        if self._mode == "evict":
+            method, path = "POST", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(pod)}/eviction"
+            body: dict[str, Any] = {
+                "apiVersion": "policy/v1",
+                "kind": "Eviction",
+                "metadata": {"name": pod, "namespace": namespace},
+                "deleteOptions": {"preconditions": {"uid": uid}, **dry},
+            }
+        else:
+            method, path = "DELETE", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(pod)}"
+            body = {
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "preconditions": {"uid": uid},
+                **dry,
+            }
+        answer = self._cluster.call(
+            method, path, query=query, body=body, expect=(200, 201, 404, 409, 429)
+        )
+        message = _status_message(answer.body)
+        if answer.status in (200, 201):
+            return EvictionResult(pod, EvictionStatus.EVICTED)
+        if answer.status == 429:
+            return EvictionResult(pod, EvictionStatus.BLOCKED, message)
+        if answer.status == 404:
+            return EvictionResult(pod, EvictionStatus.GONE, message)
+        return EvictionResult(pod, EvictionStatus.CHANGED, message)

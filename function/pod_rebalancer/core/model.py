@@ -1,21 +1,19 @@
-"""Plain data shared by the core and the shell: targets, policy, pods, reasons and the plan."""
+"""Plain data shared by the core, the service and the adapters, in the domain's own terms.
+
+The service and its ports speak only these records; the adapters translate them to and from the
+Kubernetes and Prometheus wire formats.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
-from pod_rebalancer.core.names import label_problem, subdomain_problem
-
-
-class Statistic(StrEnum):
-    """How imbalance is measured; each equals the PromQL aggregation of the same name."""
-
-    VARIANCE = "variance"  # population variance, PromQL stdvar()
-    STDDEV = "stddev"  # population standard deviation, PromQL stddev()
-    CV = "cv"  # stddev / mean: independent of the workload's absolute CPU
+from pod_rebalancer.core.names import check_target
+from pod_rebalancer.core.stats import Statistic, Summary
 
 
 class Reason(StrEnum):
@@ -33,6 +31,7 @@ class Reason(StrEnum):
     EXCLUDED = "excluded"
     TARGET_NOT_ALLOWED = "target_not_allowed"
     TARGET_NOT_FOUND = "target_not_found"
+    UNSUPPORTED_SELECTOR = "unsupported_selector"
     ALERT_RESOLVED = "alert_resolved"
     EVICTION_BLOCKED = "eviction_blocked"
     PARTIAL = "partial"
@@ -58,27 +57,56 @@ class Target:
     deployment: str
 
     def __post_init__(self) -> None:
-        problem = label_problem(self.namespace)
-        if problem:
-            raise ValueError(f"namespace {self.namespace!r} {problem}")
-        problem = subdomain_problem(self.deployment)
-        if problem:
-            raise ValueError(f"deployment {self.deployment!r} {problem}")
+        check_target(self.namespace, self.deployment)
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.deployment}"
 
 
 @dataclass(frozen=True, slots=True)
-class Policy:
-    """The knobs of one decision, taken from Settings by the shell."""
+class AllowList:
+    """Name patterns (`*` wildcard) a trigger may target."""
 
-    statistic: Statistic = Statistic.VARIANCE
-    threshold: float = 0.3
-    min_pods: int = 3
-    max_delete: int = 2
-    min_improvement_percent: float = 10.0
-    min_pod_age: timedelta = timedelta(minutes=10)
+    namespaces: tuple[str, ...]
+    deployments: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The knobs of one decision; Settings holds their defaults and builds this."""
+
+    statistic: Statistic
+    threshold: float
+    min_pods: int
+    max_delete: int
+    min_improvement_percent: float
+    min_pod_age: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentState:
+    """The parts of a Deployment's spec and status that decide whether it is settled."""
+
+    generation: int
+    observed_generation: int
+    replicas: int
+    updated_replicas: int
+    unavailable_replicas: int
+    excluded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A target's Deployment as read from the cluster."""
+
+    target: Target
+    uid: str
+    # The pod selector as a `labelSelector` query, or None when it cannot be used (empty, or an
+    # operator this function does not know); `selector_problem` then says why.
+    selector: str | None
+    containers: tuple[str, ...]
+    state: DeploymentState
+    selector_problem: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,44 +116,51 @@ class PodInfo:
     name: str
     uid: str
     ready: bool
-    created_at: datetime | None
+    # When the pod started (status.startTime; creationTimestamp only when that is absent): the
+    # first moment it can have produced metrics.
+    started_at: datetime | None
     excluded: bool = False
     terminating: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class LeaseState:
-    """The target's lock and memory: who holds it until when, and when it last acted."""
+    """The target's lock and memory: who holds it until when, and when and what it last did."""
 
     holder: str | None
     renewed_at: datetime | None
     duration: timedelta
     last_rebalance: datetime | None
-
-    def held_by_other(self, me: str, now: datetime) -> bool:
-        if not self.holder or self.holder == me or self.renewed_at is None:
-            return False
-        return now < self.renewed_at + self.duration
+    selection: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class Summary:
-    """Descriptive statistics of per-pod CPU (cores), population formulas as PromQL uses."""
+class Lease:
+    """A target's Lease as read: its state and the version a replacement must name."""
 
-    count: int
-    mean: float
-    stddev: float
-    variance: float
-    cv: float
-    min: float
-    max: float
+    namespace: str
+    name: str
+    version: str  # resourceVersion: a replacement succeeds only if nobody wrote in between
+    state: LeaseState
+    # As found, so that a write keeps what others put on the object.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
-    def of(self, statistic: Statistic) -> float:
-        if statistic is Statistic.VARIANCE:
-            return self.variance
-        if statistic is Statistic.STDDEV:
-            return self.stddev
-        return self.cv
+
+class EvictionStatus(StrEnum):
+    """How the API answered one removal (eviction or deletion) that it did not fail."""
+
+    EVICTED = "evicted"
+    BLOCKED = "blocked"  # 429: a PodDisruptionBudget said no
+    GONE = "gone"  # 404: the pod is already gone
+    CHANGED = "changed"  # 409: the pod's UID changed (a new pod under the old name)
+
+
+@dataclass(frozen=True, slots=True)
+class EvictionResult:
+    pod: str
+    status: EvictionStatus
+    message: str = ""
 
 
 Role = Literal["busiest", "idlest"]

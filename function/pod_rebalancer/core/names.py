@@ -38,3 +38,22 @@ def subdomain_problem(value: str) -> str | None:
             "starting and ending with an alphanumeric character"
         )
     return None
+
+
+class InvalidNameError(ValueError):
+    """A name that may not reach the Kubernetes API or PromQL; `field` says which one."""
+
+    def __init__(self, field: str, value: str, problem: str) -> None:
+        super().__init__(f"{field} {value!r} {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def check_target(namespace: str, deployment: str) -> None:
+    """The one validation of a target: a namespace is a label, a Deployment a subdomain."""
+    problem = label_problem(namespace)
+    if problem:
+        raise InvalidNameError("namespace", namespace, problem)
+    problem = subdomain_problem(deployment)
+    if problem:
+        raise InvalidNameError("deployment", deployment, problem)

@@ -1,7 +1,7 @@
 """The decision for one target: measure, judge, select the outliers, and return it as a Plan.
 
-Pure: the caller passes the per-pod CPU samples, the pods (or None when no pod inventory is
-available), the policy and the current time; nothing here reads the environment or the clock.
+Pure: the caller passes the per-pod CPU samples, the target's pods, the policy and the current
+time; nothing here reads the environment or the clock.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from datetime import datetime
 
 import numpy as np
 
-from pod_rebalancer.core.guards import pod_skip
 from pod_rebalancer.core.model import (
     Expected,
     Plan,
@@ -23,16 +22,16 @@ from pod_rebalancer.core.model import (
     Reason,
     Role,
     Selected,
-    Summary,
 )
-from pod_rebalancer.core.stats import FloatArray, summarize
+from pod_rebalancer.core.pod_guards import pod_skip
+from pod_rebalancer.core.stats import FloatArray, Summary, summarize
 
 _GUARD_SKIPS = (PodSkip.TERMINATING, PodSkip.NOT_READY, PodSkip.TOO_YOUNG, PodSkip.EXCLUDED)
 
 
 def plan(
     samples: Mapping[str, float],
-    pods: Sequence[PodInfo] | None,
+    pods: Sequence[PodInfo],
     policy: Policy,
     now: datetime,
 ) -> Plan:
@@ -86,7 +85,7 @@ def plan(
 
 def _candidates(
     samples: Mapping[str, float],
-    pods: Sequence[PodInfo] | None,
+    pods: Sequence[PodInfo],
     policy: Policy,
     now: datetime,
     ignored: Counter[str],
@@ -94,16 +93,6 @@ def _candidates(
     """Pods that may be measured and selected, their CPU, and how many pods are Ready now."""
     names: list[str] = []
     values: list[float] = []
-    if pods is None:
-        # No inventory: every finite series is a candidate and counts as a Ready pod.
-        for name, cpu in samples.items():
-            if math.isfinite(cpu):
-                names.append(name)
-                values.append(cpu)
-            else:
-                ignored[PodSkip.NON_FINITE] += 1
-        return names, values, len(names)
-
     ready = 0
     seen: set[str] = set()
     for pod in pods:

@@ -1,4 +1,4 @@
-"""Per-pod CPU statistics, equal to what PromQL's avg/stddev/stdvar return for the same series.
+"""The statistic choice and per-pod CPU statistics, equal to PromQL's avg/stddev/stdvar.
 
 PromQL uses population formulas (divide by n). Two-pass numpy (mean first, then squared
 deviations) agrees with the servers' running algorithms to rounding error.
@@ -6,12 +6,42 @@ deviations) agrees with the servers' running algorithms to rounding error.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
+
 import numpy as np
 import numpy.typing as npt
 
-from pod_rebalancer.core.model import Summary
-
 FloatArray = npt.NDArray[np.float64]
+
+
+class Statistic(StrEnum):
+    """How imbalance is measured (IMBALANCE_STATISTIC); each equals the PromQL aggregation."""
+
+    VARIANCE = "variance"  # population variance, PromQL stdvar()
+    STDDEV = "stddev"  # population standard deviation, PromQL stddev()
+    CV = "cv"  # stddev / mean: independent of the workload's absolute CPU
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Descriptive statistics of per-pod CPU (cores), population formulas as PromQL uses."""
+
+    count: int
+    mean: float
+    stddev: float
+    variance: float
+    cv: float
+    min: float
+    max: float
+
+    def of(self, statistic: Statistic) -> float:
+        """The value the threshold is compared with, for the configured statistic."""
+        if statistic is Statistic.VARIANCE:
+            return self.variance
+        if statistic is Statistic.STDDEV:
+            return self.stddev
+        return self.cv
 
 
 def summarize(values: FloatArray) -> Summary:

@@ -9,32 +9,25 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from pod_rebalancer.errors import ConfigError, DependencyError, RequestError
+from pod_rebalancer.core.times import parse_time
+from pod_rebalancer.errors import ConfigError, DependencyError, RequestError, RetryableError
 from pod_rebalancer.logs import get_logger
 from pod_rebalancer.report import Outcome
-from pod_rebalancer.service import Rebalancer
 from pod_rebalancer.triggers import parse_manual
+from pod_rebalancer.web import Runtime, decode_json
 
 MAX_EVENT_AGE = timedelta(minutes=10)
 
 
-class RetryableError(DependencyError):
-    """Raised to the framework so that Pub/Sub redelivers the event later."""
-
-
 def _when(event: Any, message: dict[str, Any]) -> datetime | None:
     for raw in (event.get("time") if hasattr(event, "get") else None, message.get("publishTime")):
-        if isinstance(raw, str) and raw:
-            try:
-                stamp = datetime.fromisoformat(raw)
-            except ValueError:
-                continue
-            return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+        stamp = parse_time(raw)
+        if stamp is not None:
+            return stamp
     return None
 
 
@@ -51,16 +44,12 @@ def decode_message(data: Any) -> tuple[dict[str, Any], Any]:
     if not text.strip():
         return message, None
     try:
-        return message, json.loads(text)
-    except ValueError as exc:
-        raise RequestError("message.data", f"is not JSON: {exc}") from exc
+        return message, decode_json(text)
+    except RequestError as exc:
+        raise RequestError("message.data", exc.problem) from exc
 
 
-def handle_cloud_event(
-    event: Any,
-    service_of: Callable[[], Rebalancer],
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> list[Outcome]:
+def handle_cloud_event(event: Any, runtime: Runtime) -> list[Outcome]:
     log = get_logger()
     event_id = event.get("id") if hasattr(event, "get") else None
     fields: dict[str, Any] = {"event": "cloud_event", "event_id": event_id}
@@ -71,29 +60,36 @@ def handle_cloud_event(
         return []
     fields["message_id"] = message.get("messageId") or message.get("message_id")
     published = _when(event, message)
-    if published is not None and now() - published > MAX_EVENT_AGE:
+    age = runtime.now() - published if published is not None else None
+    if age is not None and age > MAX_EVENT_AGE:
         log.warning(
             "dropped an event published %s ago (older than %s)",
-            now() - published,
+            age,
             MAX_EVENT_AGE,
             extra={"fields": fields},
         )
         return []
     try:
-        service = service_of()
+        settings = runtime.settings()
+        request = parse_manual(body, {}, settings, source="scheduler")
+        context = {"event_id": event_id, "message_id": fields["message_id"]}
+        outcomes = runtime.service().run(dataclasses.replace(request, context=context))
     except ConfigError as exc:
         log.critical("invalid configuration: %s", exc, extra={"fields": fields})
         return []
-    try:
-        request = parse_manual(body, {}, service.settings, source="scheduler")
     except RequestError as exc:
         log.error("dropped an invalid request: %s", exc, extra={"fields": fields})
         return []
-    context = {"event_id": event_id, "message_id": fields["message_id"]}
-    outcomes = service.run(dataclasses.replace(request, context=context))
+    except DependencyError as exc:
+        raise RetryableError(f"{exc.dependency} unavailable: {exc}") from exc
+    raise_if_retryable(outcomes)
+    return outcomes
+
+
+def raise_if_retryable(outcomes: Sequence[Outcome]) -> None:
+    """A dependency failed for some target: raise, so that the platform delivers the event again."""
     failed = [o for o in outcomes if o.retryable]
     if failed:
         raise RetryableError(
             "; ".join(f"{o.target}: {', '.join(o.errors.values())}" for o in failed)
         )
-    return outcomes

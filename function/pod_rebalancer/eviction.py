@@ -1,0 +1,72 @@
+"""Removing the selected pods, in order, and what that amounts to: PDB refusals (HTTP 429) and
+API failures stop the run at once, with no retry loop; one mapping from removals to an Outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pod_rebalancer.core.model import EvictionStatus, Plan, PodInfo, Reason, Target
+from pod_rebalancer.errors import DependencyError
+from pod_rebalancer.ports import PodRemover
+from pod_rebalancer.report import DEPENDENCY_UNAVAILABLE, Action, Outcome
+
+
+@dataclass
+class Removals:
+    """What the API said to each removal that was sent."""
+
+    removed: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    blocked: bool = False  # a PodDisruptionBudget refused one
+    failure: DependencyError | None = None  # the API failed; nothing more was sent
+
+
+def remove_in_order(remover: PodRemover, namespace: str, pods: Sequence[PodInfo]) -> Removals:
+    """Remove `pods` one after the other (busiest first), each with its UID as a precondition."""
+    removals = Removals()
+    for pod in pods:
+        try:
+            result = remover.remove(namespace, pod.name, pod.uid)
+        except DependencyError as exc:
+            # Fail closed: nothing more is removed once the API misbehaves.
+            removals.errors[pod.name] = str(exc)
+            removals.failure = exc
+            break
+        if result.status is EvictionStatus.EVICTED:
+            removals.removed.append(pod.name)
+            continue
+        removals.errors[pod.name] = f"{result.status.value}: {result.message}".rstrip(": ")
+        if result.status is EvictionStatus.BLOCKED:
+            # A PDB said no: the group cannot take more disruption now. Never retry in a loop.
+            removals.blocked = True
+            break
+    return removals
+
+
+def outcome_of(target: Target, plan: Plan, removals: Removals, *, dry_run: bool) -> Outcome:
+    """The one mapping from removals to a result, for real runs and dry runs alike.
+
+    Nothing removed: a failed API is `failed` (retryable), a PDB refusal `eviction_blocked`,
+    pods that vanished or changed `partial`. Something removed: `rebalanced` (in a dry run
+    `would_rebalance`), `partial` if some removal did not go through.
+    """
+    errors = dict(removals.errors)
+    if not removals.removed:
+        if removals.failure is not None:
+            return Outcome(
+                target,
+                dry_run,
+                Action.FAILED,
+                DEPENDENCY_UNAVAILABLE,
+                plan,
+                errors=errors,
+                retryable=True,
+            )
+        reason = Reason.EVICTION_BLOCKED if removals.blocked else Reason.PARTIAL
+        return Outcome(target, dry_run, Action.SKIPPED, reason.value, plan, errors=errors)
+    reason = Reason.PARTIAL if errors else plan.reason
+    if dry_run:
+        return Outcome(target, True, Action.WOULD_REBALANCE, reason.value, plan, errors=errors)
+    evicted = tuple(removals.removed)
+    return Outcome(target, False, Action.REBALANCED, reason.value, plan, evicted, errors=errors)

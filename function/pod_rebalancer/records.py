@@ -1,0 +1,81 @@
+"""What each decision leaves behind, as pure functions of the Outcome: the decision log line, the
+audit record and the Kubernetes Event. The service sends them; nothing here does I/O."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from pod_rebalancer.ports import EventNote
+from pod_rebalancer.report import Action, Outcome, selected_json
+from pod_rebalancer.triggers import RunRequest
+
+
+def decision_log(
+    outcome: Outcome, request: RunRequest, instance: str
+) -> tuple[int, str, dict[str, Any]]:
+    """Level, message and fields of the one structured log line per decision."""
+    plan = outcome.plan
+    fields: dict[str, Any] = {
+        "event": "decision",
+        "source": request.source,
+        "instance": instance,
+        "target": str(outcome.target),
+        "action": outcome.action.value,
+        "reason": outcome.reason,
+        "dry_run": outcome.dry_run,
+        "evicted": list(outcome.evicted),
+        **request.context,
+    }
+    if plan is not None:
+        fields.update(
+            statistic=plan.statistic.value,
+            value=plan.value,
+            threshold=plan.threshold,
+            pods=plan.summary.count if plan.summary else 0,
+            selected=selected_json(plan),
+            ignored_pods=plan.ignored,
+        )
+        if plan.expected_after is not None:
+            fields["expected_after"] = plan.expected_after.value
+    if outcome.errors:
+        fields["errors"] = outcome.errors
+    level = logging.ERROR if outcome.action is Action.FAILED else logging.INFO
+    message = f"{outcome.target}: {outcome.action.value} ({outcome.reason})"
+    return level, message, fields
+
+
+def audit_record(
+    outcome: Outcome, request: RunRequest, instance: str, at: datetime
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The report as published to the audit topic, and the message's attributes."""
+    record = {
+        **outcome.to_json(),
+        "source": request.source,
+        "instance": instance,
+        "time": at.isoformat(),
+        **request.context,
+    }
+    attributes = {
+        "namespace": outcome.target.namespace,
+        "deployment": outcome.target.deployment,
+        "action": outcome.action.value,
+        "reason": outcome.reason,
+    }
+    return record, attributes
+
+
+def kube_event(outcome: Outcome) -> EventNote:
+    """The Event for a run that took the lock: what was evicted, or why nothing was."""
+    plan = outcome.plan
+    if outcome.action is Action.REBALANCED:
+        value = ""
+        if plan is not None and plan.value is not None:
+            value = f" ({plan.statistic.value} {plan.value:.4g} > {plan.threshold:g})"
+        message = f"evicted {', '.join(outcome.evicted)}{value}"
+        if outcome.errors:
+            message += f"; not evicted: {', '.join(outcome.errors)}"
+        return EventNote("Rebalanced", message, warning=bool(outcome.errors))
+    details = "; ".join(f"{name}: {problem}" for name, problem in outcome.errors.items())
+    return EventNote("RebalanceBlocked", f"{outcome.reason}: {details}", warning=True)

@@ -1,0 +1,134 @@
+"""The Kubernetes adapter's translation between the API's JSON and the domain records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pod_rebalancer.adapters.kube import (
+    LAST_REBALANCE,
+    LAST_SELECTION,
+    lease_body,
+    parse_deployment,
+    parse_lease,
+    parse_pod,
+)
+from pod_rebalancer.core.model import LeaseState, Target
+
+EXCLUDE = "pod-rebalancer.io/exclude"
+TARGET = Target("posthog", "ingestion-consumer")
+
+
+def deployment_json(selector: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "ingestion-consumer", "uid": "u", "generation": 2},
+        "spec": {
+            "replicas": 3,
+            "selector": selector,
+            "template": {"spec": {"containers": [{"name": "consumer"}, {"name": "sidecar"}]}},
+        },
+        "status": {"observedGeneration": 2, "updatedReplicas": 3, "replicas": 3},
+    }
+
+
+def test_a_deployment_is_read_with_its_selector_and_containers() -> None:
+    selector = {
+        "matchLabels": {"app": "ingestion", "tier": "consumer"},
+        "matchExpressions": [{"key": "track", "operator": "NotIn", "values": ["canary", "b"]}],
+    }
+    found = parse_deployment(TARGET, deployment_json(selector), EXCLUDE)
+
+    assert found.selector == "app=ingestion,tier=consumer,track notin (b,canary)"
+    assert found.selector_problem == ""
+    assert found.containers == ("consumer", "sidecar")
+    assert (found.state.generation, found.state.unavailable_replicas) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("selector", "problem"),
+    [
+        ({}, "empty selector"),
+        ({"matchLabels": {}}, "empty selector"),
+        ({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}, "'Gt'"),
+    ],
+    ids=["empty", "empty_labels", "unknown_operator"],
+)
+def test_an_unusable_selector_is_reported_not_raised(
+    selector: dict[str, Any], problem: str
+) -> None:
+    # A permanent property of the Deployment: the service skips it, nothing retries it.
+    found = parse_deployment(TARGET, deployment_json(selector), EXCLUDE)
+
+    assert found.selector is None
+    assert problem in found.selector_problem
+
+
+def pod_json(created: str, started: str | None) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}],
+    }
+    if started is not None:
+        status["startTime"] = started
+    return {
+        "metadata": {"name": "p", "uid": "u", "creationTimestamp": created},
+        "status": status,
+    }
+
+
+def test_a_pods_age_counts_from_its_start_not_its_creation() -> None:
+    # Pending for ten minutes, running for one: one minute of metrics.
+    found = parse_pod(pod_json("2026-11-22T02:50:00Z", "2026-11-22T02:59:00Z"), EXCLUDE)
+
+    assert found.started_at == datetime(2026, 11, 22, 2, 59, tzinfo=UTC)
+
+
+def test_a_pod_without_a_start_time_falls_back_to_its_creation() -> None:
+    found = parse_pod(pod_json("2026-11-22T02:50:00Z", None), EXCLUDE)
+
+    assert found.started_at == datetime(2026, 11, 22, 2, 50, tzinfo=UTC)
+
+
+def test_a_pod_carrying_the_exclude_annotation_is_excluded_unless_false() -> None:
+    item = pod_json("2026-11-22T02:50:00Z", None)
+    item["metadata"]["annotations"] = {EXCLUDE: "yes"}
+    assert parse_pod(item, EXCLUDE).excluded is True
+    item["metadata"]["annotations"] = {EXCLUDE: "False "}
+    assert parse_pod(item, EXCLUDE).excluded is False
+
+
+def test_a_lease_round_trips_and_keeps_what_others_put_on_it() -> None:
+    now = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    state = LeaseState("me", now, timedelta(minutes=5), now, ("pod-a", "pod-b"))
+    read = parse_lease(
+        {
+            "metadata": {
+                "name": "pod-rebalancer.x",
+                "namespace": "posthog",
+                "resourceVersion": "41",
+                "labels": {"team": "data"},
+                "annotations": {"note": "kept", LAST_SELECTION: "old"},
+            },
+            "spec": {},
+        }
+    )
+
+    body = lease_body("posthog", "pod-rebalancer.x", state, read)
+    again = parse_lease({**body, "metadata": {**body["metadata"], "resourceVersion": "42"}})
+
+    assert body["metadata"]["resourceVersion"] == "41"  # the write fails if anyone wrote since
+    assert body["metadata"]["annotations"]["note"] == "kept"
+    assert body["metadata"]["annotations"][LAST_SELECTION] == "pod-a,pod-b"
+    assert body["metadata"]["labels"]["team"] == "data"
+    assert again.state == state
+
+
+def test_releasing_without_a_rebalance_removes_our_annotations() -> None:
+    state = LeaseState(None, None, timedelta(minutes=5), None)
+    body = lease_body("posthog", "pod-rebalancer.x", state)
+
+    assert LAST_REBALANCE not in body["metadata"]["annotations"]
+    assert LAST_SELECTION not in body["metadata"]["annotations"]
+    assert body["spec"] == {"holderIdentity": None, "leaseDurationSeconds": 300}
