@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager openssl
 export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
 
-.PHONY: setup system-packages demo demo-alert test lint pytest unit integration bench package clean
+.PHONY: setup system-packages demo demo-alert test lint pytest unit integration bench package package-lambda clean
 
 setup: $(STAMP) system-packages
 
@@ -48,6 +48,10 @@ bench: setup
 
 package:
 	$(PYTHON) infra/scripts/package.py build/function.zip
+
+# Vendors the runtime dependencies as manylinux2014 x86_64 wheels from PyPI (needs the venv's pip).
+package-lambda: $(STAMP)
+	$(BIN)/python infra/scripts/package.py --kind lambda build/lambda.zip
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,22 +1,36 @@
-"""Cloud Functions entry points. A routing table: parse, call the service, map the result."""
+"""Entry points. A routing table: translate the platform's request, call the edge, map the result.
+
+`rebalance` and `rebalance_pubsub` are the Cloud Functions targets (functions-framework);
+`lambda_handler` is the AWS Lambda handler. The Lambda package has no functions-framework and no
+Flask, so they are imported only where the Cloud Functions targets are registered and called.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-import flask
-import functions_framework
+from typing import TYPE_CHECKING, Any
 
 from pod_rebalancer import web
+from pod_rebalancer.aws_lambda import handle_lambda
 from pod_rebalancer.bootstrap import Lazy
 from pod_rebalancer.cloudevent import handle_cloud_event
+
+if TYPE_CHECKING:
+    import flask
+
+try:
+    import functions_framework
+except ModuleNotFoundError:  # the Lambda package: there is nothing to register with
+    CLOUD_FUNCTIONS = False
+else:
+    CLOUD_FUNCTIONS = True
 
 runtime = Lazy()
 
 
-@functions_framework.http
 def rebalance(request: flask.Request) -> flask.Response:
     """Alertmanager webhooks, Cloud Scheduler HTTP targets and manual calls."""
+    import flask  # noqa: PLC0415  (present wherever functions-framework serves this)
+
     answer = web.handle(
         web.HttpRequest(
             method=request.method,
@@ -32,7 +46,17 @@ def rebalance(request: flask.Request) -> flask.Response:
     )
 
 
-@functions_framework.cloud_event
 def rebalance_pubsub(cloud_event: Any) -> None:
     """Cloud Scheduler → Pub/Sub. Raises (so Pub/Sub retries) only when a dependency failed."""
     handle_cloud_event(cloud_event, runtime)
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """AWS Lambda: function URL requests and scheduled runs (EventBridge)."""
+    return handle_lambda(event, context, runtime)
+
+
+if CLOUD_FUNCTIONS:
+    # What the decorators do: register each target's signature type with functions-framework.
+    functions_framework.http(rebalance)
+    functions_framework.cloud_event(rebalance_pubsub)

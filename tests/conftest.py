@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.stack.moto import Moto, start_moto
 from infra.stack.processes import setting_names
 from infra.stack.victoria import VictoriaMetrics
 
@@ -44,3 +45,13 @@ def victoria(session_dir: Path) -> Iterator[VictoriaMetrics]:
         yield vm
     finally:
         vm.stop()
+
+
+@pytest.fixture(scope="session")
+def moto(session_dir: Path) -> Iterator[Moto]:
+    """A real moto_server on a free loopback port for the session; tests use names of their own."""
+    server = start_moto(session_dir)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -16,6 +16,7 @@ from pod_rebalancer.adapters.kube import Cluster
 from pod_rebalancer.adapters.kube_auth import api_client
 from pod_rebalancer.adapters.prometheus import PrometheusClient
 from pod_rebalancer.adapters.pubsub import AuditPublisher
+from pod_rebalancer.adapters.secretsmanager import SecretsManagerToken
 from pod_rebalancer.config import Settings, load_settings
 from pod_rebalancer.ports import Clock
 from pod_rebalancer.service import Rebalancer
@@ -56,6 +57,7 @@ class Lazy:
         self._clock = clock
         self._settings: Settings | None = None
         self._service: Rebalancer | None = None
+        self._stored_token: Callable[[], str | None] | None = None
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -73,3 +75,14 @@ class Lazy:
             if self._service is None:
                 self._service = self._factory(settings)
             return self._service
+
+    def webhook_token(self) -> str | None:
+        """From the `_FILE` (re-read every call) or the value, or from Secrets Manager."""
+        settings = self.settings()
+        if settings.webhook_token_secret_arn is None:
+            return settings.webhook_secret()
+        with self._lock:
+            if self._stored_token is None:
+                self._stored_token = SecretsManagerToken(settings.webhook_token_secret_arn)
+            read = self._stored_token
+        return read()

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from pod_rebalancer.core.times import parse_time
-from pod_rebalancer.errors import ConfigError, DependencyError, RequestError, RetryableError
+from pod_rebalancer.errors import ConfigError, RequestError
 from pod_rebalancer.logs import get_logger
 from pod_rebalancer.report import Outcome
-from pod_rebalancer.triggers import parse_manual
-from pod_rebalancer.web import Runtime, decode_json
+from pod_rebalancer.runtime import Runtime
+from pod_rebalancer.scheduled import run_scheduled
+from pod_rebalancer.triggers import decode_json
 
 MAX_EVENT_AGE = timedelta(minutes=10)
 
@@ -69,27 +68,11 @@ def handle_cloud_event(event: Any, runtime: Runtime) -> list[Outcome]:
             extra={"fields": fields},
         )
         return []
+    context = {"event_id": event_id, "message_id": fields["message_id"]}
     try:
-        settings = runtime.settings()
-        request = parse_manual(body, {}, settings, source="scheduler")
-        context = {"event_id": event_id, "message_id": fields["message_id"]}
-        outcomes = runtime.service().run(dataclasses.replace(request, context=context))
+        return run_scheduled(body, runtime, context)
     except ConfigError as exc:
         log.critical("invalid configuration: %s", exc, extra={"fields": fields})
-        return []
     except RequestError as exc:
         log.error("dropped an invalid request: %s", exc, extra={"fields": fields})
-        return []
-    except DependencyError as exc:
-        raise RetryableError(f"{exc.dependency} unavailable: {exc}") from exc
-    raise_if_retryable(outcomes)
-    return outcomes
-
-
-def raise_if_retryable(outcomes: Sequence[Outcome]) -> None:
-    """A dependency failed for some target: raise, so that the platform delivers the event again."""
-    failed = [o for o in outcomes if o.retryable]
-    if failed:
-        raise RetryableError(
-            "; ".join(f"{o.target}: {', '.join(o.errors.values())}" for o in failed)
-        )
+    return []

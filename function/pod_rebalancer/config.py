@@ -22,6 +22,7 @@ from pod_rebalancer.errors import ConfigError
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PATTERN = re.compile(r"[a-z0-9.*-]+")
+_SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+")
 _TOPIC = re.compile(r"projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}")
 
 
@@ -82,6 +83,8 @@ class Settings(BaseSettings):
 
     webhook_token: SecretStr | None = None
     webhook_token_file: Path | None = None
+    # AWS Secrets Manager: read at first use and again every five minutes (adapters/secrets.py).
+    webhook_token_secret_arn: str | None = None
     allow_unauthenticated: bool = False
     webhook_hmac_secret: SecretStr | None = None
     webhook_hmac_secret_file: Path | None = None
@@ -138,6 +141,12 @@ class Settings(BaseSettings):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise _invalid(name, f"{path} is not a readable file")
+        arn = self.webhook_token_secret_arn
+        if arn is not None and not _SECRET_ARN.fullmatch(arn):
+            raise _invalid(
+                "webhook_token_secret_arn",
+                "must look like arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME",
+            )
         if self.audit_topic is not None and not _TOPIC.fullmatch(self.audit_topic):
             raise _invalid("audit_topic", "must look like projects/PROJECT/topics/TOPIC")
         return self
@@ -176,7 +185,11 @@ class Settings(BaseSettings):
 
     @property
     def token_required(self) -> bool:
-        return self.webhook_token is not None or self.webhook_token_file is not None
+        return (
+            self.webhook_token is not None
+            or self.webhook_token_file is not None
+            or self.webhook_token_secret_arn is not None
+        )
 
     @property
     def signature_required(self) -> bool:

@@ -7,6 +7,7 @@ RebalancerError
 └── DependencyError      a dependency failed; retrying may help, nothing was done (HTTP 503)
     ├── MetricsError     the metrics server was unreachable, slow, erroring or answered nonsense
     ├── KubernetesError  the Kubernetes API, or the cloud API that locates it, failed
+    ├── SecretsError     the secret store holding the webhook token did not answer
     └── RetryableError   raised to the platform (Pub/Sub, Lambda) so that it delivers again
 
 Permanent problems are never DependencyErrors: they are a RequestError, a ConfigError, or a skip
@@ -55,6 +56,10 @@ class KubernetesError(DependencyError):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+class SecretsError(DependencyError):
+    dependency = "secrets"
 
 
 class RetryableError(DependencyError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -89,6 +90,16 @@ def _validation_error(exc: ValidationError) -> RequestError:
     error = exc.errors()[0]
     loc = ".".join(str(p) for p in error.get("loc", ())) or "body"
     return RequestError(loc, str(error.get("msg", "invalid")))
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """JSON, or a RequestError naming the body: invalid text, invalid UTF-8, or nesting so deep
+    that the decoder gives up (RecursionError) are all the sender's problem."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise RequestError("body", f"is not valid JSON: {problem}") from exc
 
 
 def is_alertmanager(body: Any) -> bool:

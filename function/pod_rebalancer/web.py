@@ -13,29 +13,18 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pod_rebalancer.config import Settings
 from pod_rebalancer.errors import ConfigError, DependencyError, RequestError
 from pod_rebalancer.logs import get_logger
 from pod_rebalancer.report import Outcome
-from pod_rebalancer.service import Rebalancer
-from pod_rebalancer.triggers import parse_body
+from pod_rebalancer.runtime import Runtime
+from pod_rebalancer.triggers import decode_json, parse_body
 
 MAX_BODY = 1024 * 1024
 SIGNATURE_MAX_SKEW = 300.0  # seconds
 TOKEN_HEADER = "x-pod-rebalancer-token"  # noqa: S105  (a header name)
-
-
-class Runtime(Protocol):
-    """What an edge needs: the validated settings first (cheap), the service only for a call that
-    was admitted (building it creates the clients, and may ask a cloud API where the cluster is).
-    Both raise ConfigError; the service also DependencyError."""
-
-    def settings(self) -> Settings: ...
-    def service(self) -> Rebalancer: ...
-    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +62,15 @@ def error(status: int, message: str, **extra: Any) -> HttpResponse:
     return HttpResponse(status, {"error": message, **extra}, headers)
 
 
-def authorized(request: HttpRequest, settings: Settings) -> bool:
+def authorized(request: HttpRequest, settings: Settings, token: Callable[[], str | None]) -> bool:
     """The bearer token, when one is configured; with neither token nor HMAC secret, only
-    ALLOW_UNAUTHENTICATED=true admits a call."""
+    ALLOW_UNAUTHENTICATED=true admits a call. `token` reads the expected one (a file, a secret
+    store): only when a token is required, and it may raise DependencyError."""
     if not settings.token_required and not settings.signature_required:
         return settings.allow_unauthenticated
     if not settings.token_required:
         return True  # the signature is checked once the body is read
-    expected = settings.webhook_secret()
+    expected = token()
     if expected is None:
         return False  # a configured token that cannot be read admits nobody
     scheme, _, bearer = request.header("authorization").partition(" ")
@@ -128,16 +118,6 @@ def read_body(request: HttpRequest) -> bytes | None:
     return None if len(data) > MAX_BODY else data
 
 
-def decode_json(raw: bytes | str) -> Any:
-    """JSON, or a RequestError naming the body: invalid text, invalid UTF-8, or nesting so deep
-    that the decoder gives up (RecursionError) are all the sender's problem."""
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise RequestError("body", f"is not valid JSON: {problem}") from exc
-
-
 def handle(request: HttpRequest, runtime: Runtime) -> HttpResponse:
     log = get_logger()
     if request.method.upper() != "POST":
@@ -146,7 +126,14 @@ def handle(request: HttpRequest, runtime: Runtime) -> HttpResponse:
         settings = runtime.settings()
     except ConfigError as exc:
         return _config_error(exc)
-    if not authorized(request, settings):
+    try:
+        admitted = authorized(request, settings, runtime.webhook_token)
+    except DependencyError as exc:
+        # The token lives in a secret store that did not answer: nobody can be checked, and
+        # nobody is admitted; the sender retries.
+        log.error("could not read the webhook token: %s", exc, extra={"fields": {"event": "auth"}})
+        return error(503, f"cannot verify the token now: {exc.dependency} unavailable")
+    if not admitted:
         return error(401, "missing or wrong bearer token")
     raw = read_body(request)
     if raw is None:

@@ -9,13 +9,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 from google.auth._helpers import REFRESH_THRESHOLD
 from kubernetes.client import ApiClient
@@ -23,7 +21,8 @@ from kubernetes.client import ApiClient
 from infra.kubesim.eks import EksVerifier, TokenError, canonical_arn, presigned_url
 from infra.kubesim.launcher import KubeSim
 from infra.stack.google import SERVICE_ACCOUNT, GoogleServer
-from infra.stack.processes import FUNCTION_DIR, ServerProcess, clean_env, free_port, venv_bin
+from infra.stack.moto import Moto, start_moto
+from infra.stack.processes import FUNCTION_DIR, clean_env
 from pod_rebalancer.adapters import kube_auth
 from pod_rebalancer.adapters.kube import Cluster
 from pod_rebalancer.adapters.kube_auth import (
@@ -62,38 +61,9 @@ AWS_TEST_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testi
 # ---------------------------------------------------------------------- servers
 
 
-@dataclass(frozen=True)
-class Moto:
-    url: str
-    server: ServerProcess
-
-    def session(self, **credentials: str) -> boto3.session.Session:
-        keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        keys.update(credentials)
-        return boto3.session.Session(region_name="us-east-1", **keys)
-
-
-def start_moto(workdir: Path) -> Moto:
-    port = free_port()
-    argv = [venv_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    server = ServerProcess(f"moto-{port}", argv, workdir)
-    url = f"http://127.0.0.1:{port}"
-    server.wait_http(f"{url}/moto-api/data.json")
-    return Moto(url, server)
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("kube-auth")
-
-
-@pytest.fixture(scope="module")
-def moto(workdir: Path) -> Iterator[Moto]:
-    server = start_moto(workdir)
-    try:
-        yield server
-    finally:
-        server.server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,9 @@ class FakeRuntime:
     def now(self) -> datetime:
         return NOW
 
+    def webhook_token(self) -> str | None:
+        return SETTINGS.webhook_secret()
+
 
 def signed_request(body: bytes, stamp: float) -> HttpRequest:
     text = f"{stamp:.0f}"

@@ -1,0 +1,97 @@
+"""The AWS Lambda edge: a function URL request (payload format 2.0) goes through the same HTTP
+edge as the Cloud Functions one; anything else is a scheduled run (EventBridge Scheduler's input
+is the manual body itself; an EventBridge rule's "Scheduled Event" means the defaults).
+
+A scheduled run returns the report, or `{"results": [], "error", "field"}` for bad input, and
+raises only when a dependency failed: the asynchronous invocation is then retried, and after
+that lands in the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+from pod_rebalancer.core.times import parse_time
+from pod_rebalancer.errors import ConfigError, RequestError
+from pod_rebalancer.logs import get_logger
+from pod_rebalancer.runtime import Runtime
+from pod_rebalancer.scheduled import run_scheduled
+from pod_rebalancer.web import HttpRequest, HttpResponse, error, handle
+
+MAX_EVENT_AGE = timedelta(minutes=10)  # as on the Pub/Sub path; the module caps retries the same
+
+
+def handle_lambda(event: Any, context: Any, runtime: Runtime) -> dict[str, Any]:
+    if is_function_url(event):
+        return function_url_response(function_url(event, runtime))
+    return scheduled(event, context, runtime)
+
+
+def is_function_url(event: Any) -> bool:
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    return isinstance(context, dict) and isinstance(context.get("http"), dict)
+
+
+def function_url(event: dict[str, Any], runtime: Runtime) -> HttpResponse:
+    raw = event.get("body") or ""
+    if not isinstance(raw, str):
+        return error(400, "body: must be a string", field="body")
+    if event.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            return error(400, "body: is not valid base64", field="body")
+    else:
+        # Lone surrogates survive, so that the JSON decoder refuses them by name (a 400).
+        data = raw.encode("utf-8", "surrogatepass")
+    query = {
+        name: values[0]
+        for name, values in parse_qs(
+            str(event.get("rawQueryString") or ""), keep_blank_values=True
+        ).items()
+    }
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    request = HttpRequest(
+        method=str(event["requestContext"]["http"].get("method", "")),
+        headers=headers,
+        query=query,
+        read=io.BytesIO(data).read,
+        content_length=len(data),
+    )
+    return handle(request, runtime)
+
+
+def function_url_response(answer: HttpResponse) -> dict[str, Any]:
+    headers = {name.lower(): value for name, value in answer.headers.items()}
+    return {
+        "statusCode": answer.status,
+        "headers": {"content-type": "application/json", **headers},
+        "body": answer.text(),
+    }
+
+
+def scheduled(event: Any, context: Any, runtime: Runtime) -> dict[str, Any]:
+    log = get_logger()
+    request_id = getattr(context, "aws_request_id", None)
+    fields: dict[str, Any] = {"event": "scheduled", "request_id": request_id}
+    body = event
+    if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
+        body = None  # an EventBridge rule: the configured defaults
+        published = parse_time(event.get("time"))
+        if published is not None and runtime.now() - published > MAX_EVENT_AGE:
+            log.warning("dropped a scheduled event from %s", published, extra={"fields": fields})
+            return {"results": [], "error": f"event older than {MAX_EVENT_AGE}", "field": "time"}
+    try:
+        outcomes = run_scheduled(body, runtime, {"request_id": request_id})
+    except ConfigError as exc:
+        log.critical("invalid configuration: %s", exc, extra={"fields": fields})
+        return {"results": [], "error": f"invalid configuration: {exc}", "field": exc.variable}
+    except RequestError as exc:
+        log.error("dropped an invalid request: %s", exc, extra={"fields": fields})
+        return {"results": [], "error": str(exc), "field": exc.field}
+    return {"results": [o.to_json() for o in outcomes]}
