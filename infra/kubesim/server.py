@@ -23,7 +23,8 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from infra.kubesim.auth import Attributes, Authorizer, User
-from infra.kubesim.cluster import Cluster, DeleteOptions, delete_options, parse_dry_run
+from infra.kubesim.cluster import Cluster
+from infra.kubesim.rest import DeleteOptions, delete_options, parse_dry_run
 from infra.kubesim.status import (
     APPS,
     COORDINATION,
@@ -439,11 +440,11 @@ CONTROL: dict[tuple[str, str], ControlAction] = {
     ),
     ("POST", r"/_sim/pods/([^/]+)/([^/]+)"): lambda sim, request, ns, name: (
         200,
-        sim.cluster.control_pod(ns, name, _object(request)),
+        sim.cluster.set_pod(ns, name, _object(request)),
     ),
     ("POST", r"/_sim/deployments/([^/]+)/([^/]+)"): lambda sim, request, ns, name: (
         200,
-        sim.cluster.control_deployment(ns, name, _object(request)),
+        sim.cluster.set_deployment(ns, name, _object(request)),
     ),
 }
 
