@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubernetes.client import ApiClient, Configuration
 
 from infra.kubesim.launcher import KubeSim
@@ -9,6 +11,7 @@ from infra.stack.kube import TOKEN, USER, deployment, kubeconfig, rebalancer_rul
 from pod_rebalancer.adapters.kube_auth import CLIENT_RETRIES
 
 __all__ = [
+    "ALL_RULES",
     "REBALANCER_RULES",
     "TOKEN",
     "USER",
@@ -20,6 +23,23 @@ __all__ = [
 ]
 
 REBALANCER_RULES = rebalancer_rules()
+
+# Every resource the simulator serves, with every verb it answers: an identity that may do anything.
+ALL_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": ["", "apps", "policy", "coordination.k8s.io", "events.k8s.io"],
+        "resources": [
+            "pods",
+            "pods/eviction",
+            "deployments",
+            "replicasets",
+            "poddisruptionbudgets",
+            "leases",
+            "events",
+        ],
+        "verbs": ["get", "list", "create", "update", "patch", "delete"],
+    }
+]
 
 
 def api_client(sim: KubeSim, token: str = TOKEN) -> ApiClient:

@@ -19,6 +19,7 @@ from kubernetes.client import ApiException
 
 from infra.kubesim.launcher import KubeSim
 from infra.stack.victoria import VictoriaMetrics
+from tests.kube import ALL_RULES
 
 pytestmark = pytest.mark.integration
 
@@ -27,21 +28,6 @@ DEP = "ingestion-consumer"
 SA = "system:serviceaccount:ops:rebalancer"
 TOKEN = "rebalancer-token"
 READER = "reader-token"
-ALL_RULES = [
-    {
-        "apiGroups": ["", "apps", "policy", "coordination.k8s.io", "events.k8s.io"],
-        "resources": [
-            "pods",
-            "pods/eviction",
-            "deployments",
-            "replicasets",
-            "poddisruptionbudgets",
-            "leases",
-            "events",
-        ],
-        "verbs": ["get", "list", "create", "update", "patch", "delete"],
-    }
-]
 
 
 def scenario(
