@@ -15,6 +15,7 @@ __all__ = [
     "REBALANCER_RULES",
     "TOKEN",
     "USER",
+    "FakeClock",
     "api_client",
     "deployment",
     "kubeconfig",
@@ -40,6 +41,19 @@ ALL_RULES: list[dict[str, Any]] = [
         "verbs": ["get", "list", "create", "update", "patch", "delete"],
     }
 ]
+
+
+class FakeClock:
+    """A clock for an in-process `Cluster(scenario, clock=...)`: it moves only when told to."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def api_client(sim: KubeSim, token: str = TOKEN) -> ApiClient:
