@@ -36,7 +36,7 @@ def get_deployment(store: Store, namespace: str, name: str) -> Obj:
 
 def list_deployments(store: Store, namespace: str, label_selector: str | None = None) -> Obj:
     entries = [(key, dep.obj) for key, dep in store.deployments.items()]
-    return store.list(
+    return store.page(
         "DeploymentList", "apps/v1", lambda: labelled(entries, namespace, label_selector)
     )
 
@@ -113,7 +113,7 @@ def _validate(obj: Obj, current: Mapping[str, Any]) -> None:
 
 def list_replicasets(store: Store, namespace: str, label_selector: str | None = None) -> Obj:
     entries = [(key, rs.obj) for key, rs in store.replicasets.items()]
-    return store.list(
+    return store.page(
         "ReplicaSetList", "apps/v1", lambda: labelled(entries, namespace, label_selector)
     )
 

@@ -209,7 +209,7 @@ def get_pdb(store: Store, namespace: str, name: str) -> Obj:
 
 def list_pdbs(store: Store, namespace: str, label_selector: str | None = None) -> Obj:
     entries = [(key, budget.obj) for key, budget in store.pdbs.items()]
-    return store.list(
+    return store.page(
         "PodDisruptionBudgetList",
         "policy/v1",
         lambda: labelled(entries, namespace, label_selector),

@@ -127,5 +127,5 @@ def list_events(store: Store, api: str, namespace: str, field_selector: str | No
         ]
 
     if api == "events":
-        return store.list("EventList", "events.k8s.io/v1", select)
-    return store.list("EventList", "v1", select)
+        return store.page("EventList", "events.k8s.io/v1", select)
+    return store.page("EventList", "v1", select)

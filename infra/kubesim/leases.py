@@ -76,7 +76,7 @@ def _lease_object(
 
 def list_leases(store: Store, namespace: str, label_selector: str | None = None) -> Obj:
     entries = list(store.leases.items())
-    return store.list(
+    return store.page(
         "LeaseList", API_VERSION, lambda: labelled(entries, namespace, label_selector)
     )
 

@@ -41,7 +41,7 @@ def list_pods(
             and selectors.field_matches(fields, p.obj, selectors.POD_FIELDS)
         ]
 
-    return store.list("PodList", "v1", select, limit, continue_token)
+    return store.page("PodList", "v1", select, limit, continue_token)
 
 
 def get(store: Store, namespace: str, name: str) -> Obj:

@@ -136,7 +136,7 @@ class Store:
     def suffix(self, length: int = 5) -> str:
         return "".join(self.rng.choice(objects.ALPHANUMS) for _ in range(length))
 
-    def list(
+    def page(
         self,
         kind: str,
         api_version: str,
