@@ -118,7 +118,7 @@ def cpu(store: Store, namespace: str, deployment: str) -> dict[str, Any]:
     """The load model's view of a Deployment: per-pod CPU, partitions, assignment, variance."""
     dep = deployments.find(store, namespace, deployment)
     group = dep.group
-    members = sorted(
+    owned = sorted(
         (p for p in store.pods.values() if p.deployment == dep.key), key=lambda p: p.name
     )
     out: dict[str, Any] = {
@@ -134,7 +134,7 @@ def cpu(store: Store, namespace: str, deployment: str) -> dict[str, Any]:
     if group is None:
         return out
     ready_cpu = []
-    for pod in members:
+    for pod in owned:
         member = pod.name in group.assignment
         cpu = group.mean_cpu(pod.name) if member else group.spec.base_cpu
         out["pods"][pod.name] = {
