@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubernetes.client import ApiClient, Configuration
 
 from infra.kubesim.launcher import KubeSim
@@ -9,9 +11,11 @@ from infra.stack.kube import TOKEN, USER, deployment, kubeconfig, rebalancer_rul
 from pod_rebalancer.adapters.kube_auth import CLIENT_RETRIES
 
 __all__ = [
+    "ALL_RULES",
     "REBALANCER_RULES",
     "TOKEN",
     "USER",
+    "FakeClock",
     "api_client",
     "deployment",
     "kubeconfig",
@@ -20,6 +24,36 @@ __all__ = [
 ]
 
 REBALANCER_RULES = rebalancer_rules()
+
+# Every resource the simulator serves, with every verb it answers: an identity that may do anything.
+ALL_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": ["", "apps", "policy", "coordination.k8s.io", "events.k8s.io"],
+        "resources": [
+            "pods",
+            "pods/eviction",
+            "deployments",
+            "replicasets",
+            "poddisruptionbudgets",
+            "leases",
+            "events",
+        ],
+        "verbs": ["get", "list", "create", "update", "patch", "delete"],
+    }
+]
+
+
+class FakeClock:
+    """A clock for an in-process `Cluster(scenario, clock=...)`: it moves only when told to."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def api_client(sim: KubeSim, token: str = TOKEN) -> ApiClient:

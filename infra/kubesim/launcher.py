@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import ssl
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,12 +134,3 @@ class KubeSim:
     def stop(self) -> None:
         self.control.close()
         self.server.stop()
-
-
-@contextlib.contextmanager
-def kubesim(workdir: Path, scenario: Mapping[str, Any], **kw: Any) -> Iterator[KubeSim]:
-    sim = KubeSim(workdir, scenario, **kw)
-    try:
-        yield sim
-    finally:
-        sim.stop()

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ASSIGNORS = ("range", "roundrobin", "sticky", "cooperative-sticky")
-NOISE_CLIP = 3.0  # standard deviations
 
 
 @dataclass(frozen=True)
@@ -164,11 +163,6 @@ class ConsumerGroup:
     def mean_cpu(self, pod: str) -> float:
         """The noiseless CPU (cores) of a member; non-members (not Ready) idle at baseCpu."""
         return self.spec.base_cpu + self.spec.cpu_per_message * self.messages(pod)
-
-    def sample_cpu(self, pod: str, rng: random.Random) -> float:
-        noise = max(-NOISE_CLIP, min(NOISE_CLIP, rng.gauss(0.0, 1.0)))
-        busy = self.spec.cpu_per_message * self.messages(pod) * (1 + self.spec.noise * noise)
-        return max(0.0, self.spec.base_cpu + max(0.0, busy))
 
 
 def population_variance(values: Sequence[float]) -> float:

@@ -19,14 +19,16 @@ from typing import Any
 import httpx
 
 from infra.kubesim.cluster import Cluster
-from infra.kubesim.load import NOISE_CLIP
 
 CPU_METRIC = "container_cpu_usage_seconds_total"
 BACKFILL_STEP = 15.0
+NOISE_CLIP = 3.0  # standard deviations
 log = logging.getLogger("kubesim.metrics")
 
 
 def draw_cpu(sample: Mapping[str, Any], rng: random.Random) -> float:
+    """One reading of a pod's CPU from its load sample: base + busy * (1 + noise * N(0,1)), with
+    N clipped to +-3 (the formula of the load model, README.md)."""
     noise = max(-NOISE_CLIP, min(NOISE_CLIP, rng.gauss(0.0, 1.0)))
     busy = float(sample["busy"]) * (1 + float(sample["noise"]) * noise)
     return max(0.0, float(sample["base"]) + max(0.0, busy))

@@ -43,8 +43,8 @@ def _base(value: str, layout: str) -> tuple[datetime, str]:
             f'parsing time "{value}" as "{layout}": cannot parse "{value}" as "2006"'
         )
     try:
-        parts = [int(g) for g in match.groups()]
-        moment = datetime(*parts)  # type: ignore[arg-type]
+        year, month, day, hour, minute, second = (int(g) for g in match.groups())
+        moment = datetime(year, month, day, hour, minute, second)
     except ValueError as exc:
         raise TimeFormatError(f'parsing time "{value}": {exc}') from exc
     return moment, value[match.end() :]

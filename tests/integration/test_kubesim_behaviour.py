@@ -1,4 +1,9 @@
-"""The Kubernetes API simulator, driven by the real `kubernetes` client over HTTP(S)."""
+"""The Kubernetes API simulator, driven by the real `kubernetes` client over HTTP(S).
+
+What takes time in a cluster (grace periods, startup delays, rollouts, CPU counters) is tested in
+this process instead: a `Cluster` on a clock the test moves by hand, ticked by the test, so the
+timings asserted are exact and cost no wall-clock time.
+"""
 
 from __future__ import annotations
 
@@ -8,40 +13,36 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import urllib3
 from kubernetes import client
 from kubernetes.client import ApiException
+from werkzeug.test import Client
 
+from infra.kubesim.auth import Authorizer
+from infra.kubesim.cluster import Cluster
+from infra.kubesim.exposition import Exposition
 from infra.kubesim.launcher import KubeSim
+from infra.kubesim.metrics import VictoriaWriter
+from infra.kubesim.patch import JSON_PATCH, STRATEGIC
+from infra.kubesim.rest import DeleteOptions
+from infra.kubesim.server import Simulator
 from infra.stack.victoria import VictoriaMetrics
+from tests.kube import ALL_RULES, FakeClock
 
 pytestmark = pytest.mark.integration
 
+T = TypeVar("T")
 NS = "posthog"
 DEP = "ingestion-consumer"
 SA = "system:serviceaccount:ops:rebalancer"
 TOKEN = "rebalancer-token"
 READER = "reader-token"
-ALL_RULES = [
-    {
-        "apiGroups": ["", "apps", "policy", "coordination.k8s.io", "events.k8s.io"],
-        "resources": [
-            "pods",
-            "pods/eviction",
-            "deployments",
-            "replicasets",
-            "poddisruptionbudgets",
-            "leases",
-            "events",
-        ],
-        "verbs": ["get", "list", "create", "update", "patch", "delete"],
-    }
-]
 
 
 def scenario(
@@ -130,16 +131,6 @@ def status_of(exc: ApiException) -> dict[str, Any]:
     return body
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 8.0, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 def pod_names(core: client.CoreV1Api, selector: str = f"app={DEP}") -> list[str]:
     return [p.metadata.name for p in core.list_namespaced_pod(NS, label_selector=selector).items]
 
@@ -149,6 +140,48 @@ def eviction(name: str, **delete_options: Any) -> client.V1Eviction:
     return client.V1Eviction(
         metadata=client.V1ObjectMeta(name=name, namespace=NS), delete_options=options
     )
+
+
+@dataclass
+class Local:
+    """The simulator in this process: a cluster and the only clock it reads."""
+
+    cluster: Cluster
+    clock: FakeClock
+    spec: dict[str, Any]
+
+    def after(self, seconds: float) -> None:
+        """Let `seconds` pass, then run the kubelet and the controllers once."""
+        self.clock.advance(seconds)
+        self.cluster.tick()
+
+    def play(self, seconds: float, step: float, observe: Callable[[], T]) -> list[T]:
+        """Tick every `step` for `seconds`; what `observe` saw after each tick."""
+        seen = []
+        for _ in range(round(seconds / step)):
+            self.after(step)
+            seen.append(observe())
+        return seen
+
+    def pod_names(self, selector: str = f"app={DEP}") -> list[str]:
+        pods = self.cluster.list_pods(NS, label_selector=selector)["items"]
+        return [p["metadata"]["name"] for p in pods]
+
+    def http(self, writer: VictoriaWriter | None = None) -> Client:
+        """werkzeug's test client on the WSGI app, /metrics/cadvisor wired as the server does."""
+        app = Simulator(self.cluster, Authorizer.from_scenario(self.spec))
+        app.cadvisor = Exposition(self.cluster, writer, self.clock, self.spec.get("seed")).render
+        return Client(app)
+
+
+def local(spec: dict[str, Any] | None = None, clock: FakeClock | None = None) -> Local:
+    spec = spec or scenario()
+    clock = clock or FakeClock()
+    return Local(Cluster(spec, clock=clock), clock, spec)
+
+
+def conditions(pod: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in pod["status"]["conditions"]}
 
 
 # ---------------------------------------------------------------------- pods: reading
@@ -239,24 +272,26 @@ def test_delete_with_a_wrong_uid_precondition_is_a_conflict(start: Callable[...,
         assert deleted.metadata.deletion_timestamp is not None
 
 
-def test_bound_pod_terminates_for_its_grace_period_then_disappears(
-    start: Callable[..., KubeSim],
-) -> None:
+def test_bound_pod_terminates_for_its_grace_period_then_disappears() -> None:
+    sim = local(scenario(terminationGracePeriodSeconds=2))
+    names = sim.pod_names()
+    deleted = sim.cluster.delete_pod(NS, names[0], DeleteOptions())
+    assert deleted["metadata"]["deletionGracePeriodSeconds"] == 2
+    sim.after(0.5)
+    terminating = sim.cluster.get_pod(NS, names[0])
+    assert terminating["metadata"].get("deletionTimestamp") is not None
+    assert conditions(terminating)["Ready"] == "False"
+    sim.after(1.25)
+    assert names[0] in sim.pod_names()  # still Terminating 1.75 s after the delete
+    sim.after(0.25)
+    assert names[0] not in sim.pod_names()  # gone when the 2 s grace period is over
+
+
+def test_force_deleted_and_unbound_pods_go_at_once(start: Callable[..., KubeSim]) -> None:
     sim = start(scenario(terminationGracePeriodSeconds=2))
     with kube(sim) as api:
         core = client.CoreV1Api(api)
         names = pod_names(core)
-        started = time.monotonic()
-        deleted = core.delete_namespaced_pod(names[0], NS)
-        assert deleted.metadata.deletion_grace_period_seconds == 2
-        time.sleep(0.5)
-        terminating = core.read_namespaced_pod(names[0], NS)
-        assert terminating.metadata.deletion_timestamp is not None
-        ready = {c.type: c.status for c in terminating.status.conditions}
-        assert ready["Ready"] == "False"
-        wait_for(lambda: names[0] not in pod_names(core), timeout=5)
-        assert 1.8 < time.monotonic() - started < 4.0
-
         # gracePeriodSeconds=0 (force) and an unbound pod both go at once.
         core.delete_namespaced_pod(names[1], NS, grace_period_seconds=0)
         assert names[1] not in pod_names(core)
@@ -265,35 +300,22 @@ def test_bound_pod_terminates_for_its_grace_period_then_disappears(
         assert names[2] not in pod_names(core)
 
 
-def test_deleted_pod_is_replaced_under_a_new_name_and_ready_after_startup(
-    start: Callable[..., KubeSim],
-) -> None:
-    sim = start(scenario(startupSeconds=1.5))
-    with kube(sim) as api:
-        core = client.CoreV1Api(api)
-        before = set(pod_names(core))
-        victim = sorted(before)[0]
-        core.delete_namespaced_pod(victim, NS, grace_period_seconds=0)
-        created = time.monotonic()
-
-        def replacement() -> str | None:
-            fresh = set(pod_names(core)) - before
-            return fresh.pop() if fresh else None
-
-        new = wait_for(replacement, timeout=3)
-        assert new != victim
-        pod = core.read_namespaced_pod(new, NS)
-        assert pod.metadata.labels["pod-template-hash"] in new
-        assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "False"
-
-        def ready() -> bool:
-            conditions = core.read_namespaced_pod(new, NS).status.conditions
-            return {c.type: c.status for c in conditions}["Ready"] == "True"
-
-        wait_for(ready, timeout=5)
-        assert 1.2 < time.monotonic() - created < 4.0
-        deployment = client.AppsV1Api(api).read_namespaced_deployment(DEP, NS)
-        assert deployment.status.ready_replicas == 4
+def test_deleted_pod_is_replaced_under_a_new_name_and_ready_after_startup() -> None:
+    sim = local(scenario(startupSeconds=1.5))
+    before = set(sim.pod_names())
+    victim = sorted(before)[0]
+    sim.cluster.delete_pod(NS, victim, DeleteOptions(grace=0))
+    sim.after(0)  # the ReplicaSet controller's next pass
+    (new,) = set(sim.pod_names()) - before
+    assert new != victim
+    pod = sim.cluster.get_pod(NS, new)
+    assert pod["metadata"]["labels"]["pod-template-hash"] in new
+    assert conditions(pod)["Ready"] == "False"
+    sim.after(1.25)
+    assert conditions(sim.cluster.get_pod(NS, new))["Ready"] == "False"
+    sim.after(0.25)
+    assert conditions(sim.cluster.get_pod(NS, new))["Ready"] == "True"  # startupSeconds later
+    assert sim.cluster.get_deployment(NS, DEP)["status"]["readyReplicas"] == 4
 
 
 def test_dry_run_changes_nothing(start: Callable[..., KubeSim]) -> None:
@@ -649,7 +671,7 @@ def test_faults_are_visible_through_the_client(start: Callable[..., KubeSim]) ->
 # ---------------------------------------------------------------------- deployments
 
 
-def test_deployment_patch_conflict_and_observable_rollout(start: Callable[..., KubeSim]) -> None:
+def test_deployment_patch_conflict_and_generation(start: Callable[..., KubeSim]) -> None:
     sim = start(scenario(replicas=3, min_available=None, startupSeconds=0.4))
     with kube(sim) as api:
         apps = client.AppsV1Api(api)
@@ -658,7 +680,7 @@ def test_deployment_patch_conflict_and_observable_rollout(start: Callable[..., K
         assert current.status.updated_replicas == 3
         assert current.status.unavailable_replicas is None
         (old_set,) = apps.list_namespaced_replica_set(NS, label_selector=f"app={DEP}").items
-        old_hash = old_set.metadata.labels["pod-template-hash"]
+        assert old_set.spec.replicas == 3
 
         stale = {"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 5}}
         with pytest.raises(ApiException) as conflict:
@@ -670,48 +692,60 @@ def test_deployment_patch_conflict_and_observable_rollout(start: Callable[..., K
         )
 
         restart = {"spec": {"template": {"metadata": {"annotations": {"restartedAt": "now"}}}}}
-        patched = apps.patch_namespaced_deployment(DEP, NS, restart)
+        patched = apps.patch_namespaced_deployment(DEP, NS, restart)  # a strategic merge patch
         assert patched.metadata.generation == 2
-        seen: list[tuple[int, int]] = []
-
-        def rolled_out() -> bool:
-            d = apps.read_namespaced_deployment(DEP, NS)
-            seen.append((d.status.observed_generation, d.status.updated_replicas or 0))
-            return bool(
-                d.status.observed_generation == 2
-                and d.status.updated_replicas == 3
-                and d.status.replicas == 3
-                and d.status.ready_replicas == 3
-            )
-
-        wait_for(rolled_out, timeout=8, step=0.1)
-        assert any(updated < 3 for gen, updated in seen if gen == 2)  # the rollout was visible
-        sets = apps.list_namespaced_replica_set(NS, label_selector=f"app={DEP}").items
-        replicas = {rs.metadata.labels["pod-template-hash"]: rs.spec.replicas for rs in sets}
-        new_hash = next(h for h in replicas if h != old_hash)
-        assert replicas == {old_hash: 0, new_hash: 3}
-        hashes = {
-            p["metadata"]["labels"]["pod-template-hash"]
-            for p in sim.pods(NS, DEP)
-            if "deletionTimestamp" not in p["metadata"]
-        }
-        assert hashes == {new_hash}
-
-
-def test_changing_replicas_scales_the_replicaset(start: Callable[..., KubeSim]) -> None:
-    sim = start(scenario(min_available=None, startupSeconds=0.3))
-    with kube(sim) as api:
-        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
         down = [{"op": "replace", "path": "/spec/replicas", "value": 2}]  # a JSON patch
-        assert apps.patch_namespaced_deployment(DEP, NS, down).metadata.generation == 2
-        wait_for(lambda: len(pod_names(core)) == 2, timeout=5)
-        apps.patch_namespaced_deployment(DEP, NS, {"spec": {"replicas": 5}})
+        assert apps.patch_namespaced_deployment(DEP, NS, down).metadata.generation == 3
 
-        def scaled_up() -> bool:
-            status = apps.read_namespaced_deployment(DEP, NS).status
-            return bool(status.ready_replicas == 5 and status.observed_generation == 3)
 
-        wait_for(scaled_up, timeout=5)
+def test_template_change_rolls_out_one_surge_pod_at_a_time() -> None:
+    sim = local(scenario(replicas=3, min_available=None, startupSeconds=0.4))
+    (old_set,) = sim.cluster.list_replicasets(NS, f"app={DEP}")["items"]
+    old_hash = old_set["metadata"]["labels"]["pod-template-hash"]
+    restart = {"spec": {"template": {"metadata": {"annotations": {"restartedAt": "now"}}}}}
+    patched = sim.cluster.patch_deployment(NS, DEP, STRATEGIC, restart, dry_run=False)
+    assert patched["metadata"]["generation"] == 2
+
+    def observed() -> tuple[int, int, int, int]:
+        status = sim.cluster.get_deployment(NS, DEP)["status"]
+        return (
+            status.get("observedGeneration", 0),
+            status.get("updatedReplicas", 0),
+            status.get("replicas", 0),
+            status.get("readyReplicas", 0),
+        )
+
+    assert observed()[0] == 1  # observedGeneration follows at the controllers' next pass
+    seen = sim.play(8.0, step=0.1, observe=observed)
+    assert seen[-1] == (2, 3, 3, 3)  # rolled out
+    assert any(updated < 3 for gen, updated, _, _ in seen if gen == 2)  # the rollout was visible
+    sets = sim.cluster.list_replicasets(NS, f"app={DEP}")["items"]
+    replicas = {
+        rs["metadata"]["labels"]["pod-template-hash"]: rs["spec"]["replicas"] for rs in sets
+    }
+    new_hash = next(h for h in replicas if h != old_hash)
+    assert replicas == {old_hash: 0, new_hash: 3}
+    hashes = {
+        p["metadata"]["labels"]["pod-template-hash"]
+        for p in sim.cluster.deployment_pods(NS, DEP)
+        if "deletionTimestamp" not in p["metadata"]
+    }
+    assert hashes == {new_hash}
+
+
+def test_changing_replicas_scales_the_replicaset() -> None:
+    sim = local(scenario(min_available=None, startupSeconds=0.3))
+    down = [{"op": "replace", "path": "/spec/replicas", "value": 2}]
+    scaled = sim.cluster.patch_deployment(NS, DEP, JSON_PATCH, down, dry_run=False)
+    assert scaled["metadata"]["generation"] == 2
+    sim.after(0)  # two pods start terminating (grace 1 s)
+    sim.after(1.0)
+    assert len(sim.pod_names()) == 2
+    sim.cluster.patch_deployment(NS, DEP, STRATEGIC, {"spec": {"replicas": 5}}, dry_run=False)
+    sim.after(0)  # three new pods
+    sim.after(0.3)  # Ready after startupSeconds
+    status = sim.cluster.get_deployment(NS, DEP)["status"]
+    assert (status["readyReplicas"], status["observedGeneration"]) == (5, 3)
 
 
 def test_stuck_rollout_can_be_faked(start: Callable[..., KubeSim]) -> None:
@@ -765,54 +799,53 @@ def test_events_are_stored_and_listed_in_both_apis(start: Callable[..., KubeSim]
 
 
 def test_cpu_series_per_pod_and_reassignment_after_deleting_the_busiest(
-    start: Callable[..., KubeSim], victoria: VictoriaMetrics
+    victoria: VictoriaMetrics,
 ) -> None:
     namespace = "kubesim-load"
     spec = scenario(replicas=6, min_available=None, startupSeconds=0.3)
     deployment = spec["deployments"][0]
     deployment["namespace"] = namespace
     deployment["kafka"] = {"partitions": 24, "skew": 1.2, "assignor": "range", "seed": 7}
-    spec["bindings"][0]["namespace"] = "*"
     spec["metrics"] = {"intervalSeconds": 0.3, "backfillMinutes": 10}
-    sim = start(spec, victoria_url=victoria.url)
+    # Simulated time starts just behind the wall clock: no sample lands in VictoriaMetrics' future.
+    sim = local(spec, FakeClock(time.time() - 5))
+    writer = VictoriaWriter(victoria.url, sim.cluster, clock=sim.clock, seed=spec["seed"])
+    try:
+        writer.backfill(sim.cluster.backfill_minutes)
+        model = sim.cluster.cpu(namespace, DEP)
+        assert len(model["members"]) == 6
+        assert sum(len(p) for p in model["assignment"].values()) == 24
+        promql = (
+            f'sum by(pod)(rate(container_cpu_usage_seconds_total{{namespace="{namespace}",'
+            f'container="{DEP}"}}[5m]))'
+        )
+        measured = {
+            r["metric"]["pod"]: float(r["value"][1]) for r in victoria.query(promql, sim.clock())
+        }
+        assert set(measured) == set(model["members"])
+        for pod, value in measured.items():
+            assert value == pytest.approx(model["pods"][pod]["cpu"], rel=0.05)
 
-    model = sim.cpu(namespace, DEP)
-    assert len(model["members"]) == 6
-    assert sum(len(p) for p in model["assignment"].values()) == 24
-    promql = (
-        f'sum by(pod)(rate(container_cpu_usage_seconds_total{{namespace="{namespace}",'
-        f'container="{DEP}"}}[5m]))'
-    )
-    measured = {
-        r["metric"]["pod"]: float(r["value"][1]) for r in victoria.query(promql, time.time())
-    }
-    assert set(measured) == set(model["members"])
-    for pod, value in measured.items():
-        assert value == pytest.approx(model["pods"][pod]["cpu"], rel=0.05)
+        busiest = max(model["members"], key=lambda p: model["pods"][p]["cpu"])
+        sim.cluster.delete_pod(namespace, busiest, DeleteOptions(grace=0))
+        after = sim.cluster.cpu(namespace, DEP)
+        assert after["generation"] > model["generation"]
+        assert busiest not in after["members"]
+        assert sum(len(p) for p in after["assignment"].values()) == 24
 
-    busiest = max(model["members"], key=lambda p: model["pods"][p]["cpu"])
-    with kube(sim) as api:
-        client.CoreV1Api(api).delete_namespaced_pod(busiest, namespace, grace_period_seconds=0)
-    after = sim.cpu(namespace, DEP)
-    assert after["generation"] > model["generation"]
-    assert busiest not in after["members"]
-    assert sum(len(p) for p in after["assignment"].values()) == 24
+        sim.after(0)  # the ReplicaSet replaces the pod
+        sim.after(0.3)  # Ready after startupSeconds: it joins the group
+        settled = sim.cluster.cpu(namespace, DEP)
+        assert len(settled["members"]) == 6
+        newcomer = (set(settled["members"]) - set(model["members"])).pop()
+        assert settled["assignment"][newcomer]
 
-    def rejoined() -> dict[str, Any] | None:
-        now = sim.cpu(namespace, DEP)
-        return now if len(now["members"]) == 6 else None
-
-    settled = wait_for(rejoined, timeout=5)
-    newcomer = (set(settled["members"]) - set(model["members"])).pop()
-    assert settled["assignment"][newcomer]
-
-    def newcomer_series() -> bool:
+        writer.write_once()  # what the writer's thread does every intervalSeconds
         # A range selector: instant queries near "now" lag 30 s (VictoriaMetrics' latency offset).
         selector = f'container_cpu_usage_seconds_total{{namespace="{namespace}",pod="{newcomer}"}}'
-        found = victoria.query(f"{selector}[1m]", time.time())
-        return bool(found)
-
-    wait_for(newcomer_series, timeout=5, step=0.2)
+        assert victoria.query(f"{selector}[1m]", sim.clock())
+    finally:
+        writer.stop()
 
 
 SAMPLE = re.compile(
@@ -820,13 +853,13 @@ SAMPLE = re.compile(
 )
 
 
-def scrape(sim: KubeSim) -> dict[str, tuple[float, int | None]]:
+def scrape(http: Client) -> dict[str, tuple[float, int | None]]:
     """The simulator's /metrics/cadvisor, as Prometheus reads it: pod -> (value, timestamp ms)."""
-    response = sim.control.get("/metrics/cadvisor")
+    response = http.get("/metrics/cadvisor")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     samples = {}
-    for line in response.text.splitlines():
+    for line in response.get_data(as_text=True).splitlines():
         if line.startswith("#"):
             continue
         match = SAMPLE.match(line)
@@ -845,32 +878,38 @@ def load_scenario(**metrics: float) -> dict[str, Any]:
 
 
 def test_cadvisor_endpoint_serves_the_counters_written_to_victoria_metrics(
-    start: Callable[..., KubeSim], victoria: VictoriaMetrics
+    victoria: VictoriaMetrics,
 ) -> None:
-    sim = start(load_scenario(), victoria_url=victoria.url)
-    served = scrape(sim)
-    assert set(served) == set(sim.cpu(NS, DEP)["members"])  # the load model's pods, not "web"
-    now = time.time()
-    written = {
-        line["metric"]["pod"]: dict(zip(line["timestamps"], line["values"], strict=True))
-        for line in victoria.export(f'{{namespace="{NS}",container="{DEP}"}}', now - 300, now)
-    }
-    for pod, (value, stamp) in served.items():
-        assert stamp is not None
-        assert written[pod][stamp] == pytest.approx(value, abs=1e-6)
+    sim = local(load_scenario(), FakeClock(time.time() - 5))
+    writer = VictoriaWriter(victoria.url, sim.cluster, clock=sim.clock, seed=sim.spec["seed"])
+    try:
+        writer.backfill(sim.cluster.backfill_minutes)
+        sim.clock.advance(0.3)
+        writer.write_once()  # a live sample after the history, as the writer's thread writes
+        served = scrape(sim.http(writer))
+        assert set(served) == set(sim.cluster.cpu(NS, DEP)["members"])  # not "web"'s pods
+        now = sim.clock()
+        written = {
+            line["metric"]["pod"]: dict(zip(line["timestamps"], line["values"], strict=True))
+            for line in victoria.export(f'{{namespace="{NS}",container="{DEP}"}}', now - 300, now)
+        }
+        for pod, (value, stamp) in served.items():
+            assert stamp is not None
+            assert written[pod][stamp] == pytest.approx(value, abs=1e-6)
+    finally:
+        writer.stop()
 
 
-def test_cadvisor_counters_grow_with_the_model_between_scrapes(
-    start: Callable[..., KubeSim],
-) -> None:
-    sim = start(load_scenario())
-    model = sim.cpu(NS, DEP)["pods"]
-    first, began = scrape(sim), time.monotonic()
-    time.sleep(1.0)
-    second, elapsed = scrape(sim), time.monotonic() - began
+def test_cadvisor_counters_grow_with_the_model_between_scrapes() -> None:
+    sim = local(load_scenario())
+    http = sim.http()  # no VictoriaMetrics: each scrape advances the counters
+    model = sim.cluster.cpu(NS, DEP)["pods"]
+    first = scrape(http)
+    sim.clock.advance(1.0)
+    second = scrape(http)
     for pod, (value, stamp) in second.items():
         assert stamp is None  # Prometheus stamps each sample with its scrape time
-        rate = (value - first[pod][0]) / elapsed
+        rate = (value - first[pod][0]) / 1.0
         assert rate == pytest.approx(model[pod]["cpu"], rel=0.25)
 
 

@@ -9,13 +9,14 @@ exactly: a real Status is Go's metav1.Status marshalled with `omitempty`, so emp
 absent, never null, "" or 0.
 
 Rows that need live names ({pod}, {pod_uid}, ...) are filled from the state the module fixture sets
-up; rows that change state, or need a before/after comparison, are ordered tests after the table.
+up; rows that need a before/after comparison are tests after the table. No test depends on another
+or on their order: none changes what another reads (the one that evicts a pod has a namespace of
+its own, "spare").
 """
 
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ import httpx
 import pytest
 
 from infra.kubesim.launcher import KubeSim
+from infra.stack.processes import wait_until
+from tests.kube import ALL_RULES
 
 pytestmark = pytest.mark.integration
 
@@ -33,20 +36,6 @@ LIMITED = "conformance-limited-token"
 NOBODY = "conformance-nobody-token"
 UNKNOWN = "no-such-token"
 WRONG_UID = "00000000-0000-0000-0000-000000000000"
-
-ALL_RULES = {
-    "apiGroups": ["", "apps", "policy", "coordination.k8s.io", "events.k8s.io"],
-    "resources": [
-        "pods",
-        "pods/eviction",
-        "deployments",
-        "replicasets",
-        "poddisruptionbudgets",
-        "leases",
-        "events",
-    ],
-    "verbs": ["get", "list", "create", "update", "patch", "delete"],
-}
 
 
 def _deployment(namespace: str, replicas: int) -> dict[str, Any]:
@@ -65,6 +54,7 @@ def _deployment(namespace: str, replicas: int) -> dict[str, Any]:
 
 # "conf": no PDB, so evictions there only meet RBAC and preconditions.
 # "guarded": 4 replicas under minAvailable 4, so the PDB allows no disruption while all are Ready.
+# "spare": the same as "guarded", for the one test that evicts a pod.
 SCENARIO: dict[str, Any] = {
     "users": {
         ADMIN: {"name": "rebalancer", "groups": []},
@@ -72,16 +62,17 @@ SCENARIO: dict[str, Any] = {
         NOBODY: {"name": "nobody", "groups": []},
     },
     "bindings": [
-        {"user": "rebalancer", "namespace": "*", "rules": [ALL_RULES]},
+        {"user": "rebalancer", "namespace": "*", "rules": ALL_RULES},
         {
             "user": "limited",
             "namespace": "conf",
             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
         },
     ],
-    "deployments": [_deployment("conf", 3), _deployment("guarded", 4)],
+    "deployments": [_deployment("conf", 3), _deployment("guarded", 4), _deployment("spare", 4)],
     "pdbs": [
-        {"namespace": "guarded", "name": "web", "selector": {"app": "web"}, "minAvailable": 4}
+        {"namespace": ns, "name": "web", "selector": {"app": "web"}, "minAvailable": 4}
+        for ns in ("guarded", "spare")
     ],
 }
 
@@ -447,21 +438,21 @@ def check(world: World, row: Row) -> None:
 # --- the simulator, set up once per module -------------------------------------------------------
 
 
-def wait_for_ready_pods(client: httpx.Client, namespace: str, count: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    pods: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
+def ready_pods(client: httpx.Client, namespace: str, count: int) -> list[dict[str, Any]]:
+    """The namespace's `count` pods, once all are Running and Ready, sorted by name."""
+
+    def listed() -> list[dict[str, Any]] | None:
         response = client.get(
             f"/api/v1/namespaces/{namespace}/pods",
             params={"labelSelector": "app=web"},
             headers=headers(ADMIN),
         )
-        if response.status_code == 200:
-            pods = [pod for pod in response.json()["items"] if is_running_ready(pod)]
-            if len(pods) == count:
-                return sorted(pods, key=lambda pod: pod["metadata"]["name"])
-        time.sleep(0.1)
-    raise AssertionError(f"{namespace}: {len(pods)} of {count} pods Running and Ready after 30 s")
+        if response.status_code != 200:
+            return None
+        pods = [pod for pod in response.json()["items"] if is_running_ready(pod)]
+        return sorted(pods, key=lambda pod: pod["metadata"]["name"]) if len(pods) == count else None
+
+    return wait_until(listed, 30, f"{count} pods Running and Ready in {namespace}")
 
 
 def is_running_ready(pod: Mapping[str, Any]) -> bool:
@@ -472,26 +463,29 @@ def is_running_ready(pod: Mapping[str, Any]) -> bool:
     return status.get("phase") == "Running" and ready and "deletionTimestamp" not in pod["metadata"]
 
 
-def wait_for_pdb(client: httpx.Client) -> None:
-    """Give the disruption controller a moment; the rows and the PDB test judge the outcome."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+def budget_counts_all_healthy(client: httpx.Client, namespace: str) -> None:
+    """The disruption controller has counted the 4 pods (the rows and tests judge the rest)."""
+
+    def counted() -> bool:
         response = client.get(
-            "/apis/policy/v1/namespaces/guarded/poddisruptionbudgets/web", headers=headers(ADMIN)
+            f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/web",
+            headers=headers(ADMIN),
         )
-        if (
+        return (
             response.status_code == 200
             and response.json().get("status", {}).get("currentHealthy") == 4
-        ):
-            return
-        time.sleep(0.1)
+        )
+
+    wait_until(counted, 10, f"the PDB in {namespace} counting 4 healthy pods")
 
 
 def prepare(client: httpx.Client) -> dict[str, str]:
     """Live names for the rows, plus a stale resourceVersion for a Lease and for a Deployment."""
-    conf = wait_for_ready_pods(client, "conf", 3)
-    guarded = wait_for_ready_pods(client, "guarded", 4)
-    wait_for_pdb(client)
+    conf = ready_pods(client, "conf", 3)
+    guarded = ready_pods(client, "guarded", 4)
+    spare = ready_pods(client, "spare", 4)
+    for namespace in ("guarded", "spare"):
+        budget_counts_all_healthy(client, namespace)
 
     created = client.post(LEASES, json=lease(None, "conformance"), headers=headers(ADMIN))
     assert created.status_code == 201, created.text
@@ -517,7 +511,7 @@ def prepare(client: httpx.Client) -> dict[str, str]:
         "pod": conf[0]["metadata"]["name"],
         "pod_uid": conf[0]["metadata"]["uid"],
         "guarded_pod": guarded[0]["metadata"]["name"],
-        "pending_pod": guarded[1]["metadata"]["name"],
+        "pending_pod": spare[0]["metadata"]["name"],
         "stale_lease_rv": first_rv,
         "stale_deploy_rv": stale_deploy_rv,
     }
@@ -666,6 +660,8 @@ def test_put_creates_a_missing_lease(world: World) -> None:
     assert response.status_code == 201, response.text
     assert response.json()["metadata"]["name"] == "put-created"
     assert world.client.get(f"{LEASES}/put-created", headers=headers(ADMIN)).status_code == 200
+    removed = world.client.delete(f"{LEASES}/put-created", headers=headers(ADMIN))
+    assert removed.status_code == 200, removed.text  # the module's world is as it was
 
 
 def test_label_and_field_selectors(world: World) -> None:
@@ -686,24 +682,17 @@ def test_label_and_field_selectors(world: World) -> None:
 
 def test_pending_pod_is_evicted_despite_the_pdb(world: World) -> None:
     # eviction.go canIgnorePDB: a Pending pod is deleted without consulting the PDB -> 201 Success.
-    # Runs last among the "guarded" rows: it removes one of the four pods.
+    # In "spare", whose PDB allows no disruption either: no other test reads that namespace.
     name = world.names["pending_pod"]
-    marked = world.sim.control.post(f"/_sim/pods/guarded/{name}", json={"phase": "Pending"})
+    marked = world.sim.control.post(f"/_sim/pods/spare/{name}", json={"phase": "Pending"})
     assert marked.status_code < 300, marked.text
-    deadline = time.monotonic() + 10
-    phase = None
-    while time.monotonic() < deadline:
-        phase = get_pod(world, "guarded", name).json().get("status", {}).get("phase")
-        if phase == "Pending":
-            break
-        time.sleep(0.05)
-    assert phase == "Pending"
+    assert get_pod(world, "spare", name).json()["status"]["phase"] == "Pending"
     response = world.client.post(
-        f"/api/v1/namespaces/guarded/pods/{name}/eviction",
-        json=eviction(name, "guarded"),
+        f"/api/v1/namespaces/spare/pods/{name}/eviction",
+        json=eviction(name, "spare"),
         headers=headers(ADMIN, "application/json"),
     )
     assert (response.status_code, response.json()) == (201, EVICTED)
-    after = get_pod(world, "guarded", name)
+    after = get_pod(world, "spare", name)
     # bound pods stay Terminating through their grace period; unbound ones vanish at once
     assert after.status_code == 404 or "deletionTimestamp" in after.json()["metadata"]

@@ -1,0 +1,179 @@
+"""The control API's side of the cluster (`/_sim/...`, for tests and the demo): every object,
+a Deployment's pods, pinning a pod or a Deployment, and the load model's CPU and samples.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from infra.kubesim import deployments, kubelet, patch, pods
+from infra.kubesim.load import population_variance
+from infra.kubesim.store import Obj, PodState, Store
+from infra.kubesim.timefmt import rfc3339
+
+
+def state(store: Store) -> dict[str, Any]:
+    return copy.deepcopy(
+        {
+            "resourceVersion": str(store.rv),
+            "pods": [p.obj for _, p in sorted(store.pods.items())],
+            "deployments": [d.obj for _, d in sorted(store.deployments.items())],
+            "replicasets": [r.obj for _, r in sorted(store.replicasets.items())],
+            "poddisruptionbudgets": [b.obj for _, b in sorted(store.pdbs.items())],
+            "leases": [obj for _, obj in sorted(store.leases.items())],
+            "events": [obj for _, obj in sorted(store.events.items())],
+        }
+    )
+
+
+def deployment_pods(store: Store, namespace: str, deployment: str) -> list[Obj]:
+    deployments.find(store, namespace, deployment)
+    return copy.deepcopy(
+        [p.obj for _, p in sorted(store.pods.items()) if p.deployment == (namespace, deployment)]
+    )
+
+
+def set_pod(store: Store, namespace: str, name: str, change: Mapping[str, Any]) -> Obj:
+    """Test hooks: {"ready": bool|None, "phase": str|None, "annotations": {...},
+    "labels": {...}, "createdSecondsAgo": n, "nodeName": str|None}; None clears a pin."""
+    now = store.clock()
+    pod = pods.find(store, namespace, name)
+    _set_metadata(pod, change, now)
+    if "phase" in change:
+        _set_phase(pod, change["phase"], now)
+    if "ready" in change:
+        pod.ready_override = change["ready"]
+        if change["ready"] is not None and pod.phase == "Running" and not pod.terminating:
+            kubelet.write_conditions(pod, bool(change["ready"]), now)
+    store.touch(pod.obj)
+    kubelet.progress(store, now)
+    store.after_write(now)
+    return copy.deepcopy(pod.obj)
+
+
+def _set_metadata(pod: PodState, change: Mapping[str, Any], now: float) -> None:
+    meta, status = pod.obj["metadata"], pod.obj["status"]
+    if "annotations" in change:
+        merged = patch.merge_patch(meta.get("annotations") or {}, change["annotations"] or {})
+        meta["annotations"] = merged
+        if not merged:
+            meta.pop("annotations")
+    if "labels" in change:
+        meta["labels"] = patch.merge_patch(meta.get("labels") or {}, change["labels"] or {})
+    if "createdSecondsAgo" in change:
+        pod.created = now - float(change["createdSecondsAgo"])
+        meta["creationTimestamp"] = rfc3339(pod.created)
+        if "startTime" in status:
+            status["startTime"] = rfc3339(pod.created)
+    if "nodeName" in change:
+        if change["nodeName"]:
+            pod.obj["spec"]["nodeName"] = change["nodeName"]
+        else:
+            pod.obj["spec"].pop("nodeName", None)
+
+
+def _set_phase(pod: PodState, phase: str | None, now: float) -> None:
+    pod.phase_override = phase
+    status = pod.obj["status"]
+    if phase is None:  # unpinned: the kubelet takes over again
+        if pod.phase != "Running":
+            if pod.obj["spec"].get("nodeName"):
+                status["phase"] = "Running"
+                kubelet.write_conditions(pod, False, now)
+            else:
+                pod.bind_at = now
+        return
+    status["phase"] = phase
+    if phase != "Running":
+        pod.ready_override = None
+    kubelet.write_conditions(pod, phase == "Running" and pod.ready, now)
+
+
+def set_deployment(store: Store, namespace: str, name: str, change: Mapping[str, Any]) -> Obj:
+    """{"annotations": {...}, "status": {...} | None, "startupSeconds": s, "pendingSeconds": s}."""
+    now = store.clock()
+    dep = deployments.find(store, namespace, name)
+    if "annotations" in change:
+        meta = dep.obj["metadata"]
+        meta["annotations"] = patch.merge_patch(
+            meta.get("annotations") or {}, change["annotations"] or {}
+        )
+    if "status" in change:
+        if change["status"] is None:
+            dep.status_override = {}
+        else:
+            dep.status_override.update(change["status"])
+    if "startupSeconds" in change:
+        dep.startup = float(change["startupSeconds"])
+    if "pendingSeconds" in change:
+        dep.pending = float(change["pendingSeconds"])
+    store.touch(dep.obj)
+    store.after_write(now)
+    return copy.deepcopy(dep.obj)
+
+
+def cpu(store: Store, namespace: str, deployment: str) -> dict[str, Any]:
+    """The load model's view of a Deployment: per-pod CPU, partitions, assignment, variance."""
+    dep = deployments.find(store, namespace, deployment)
+    group = dep.group
+    owned = sorted(
+        (p for p in store.pods.values() if p.deployment == dep.key), key=lambda p: p.name
+    )
+    out: dict[str, Any] = {
+        "namespace": namespace,
+        "deployment": deployment,
+        "container": dep.container,
+        "pods": {},
+        "assignment": {},
+        "members": [],
+        "generation": 0,
+        "variance": 0.0,
+    }
+    if group is None:
+        return out
+    ready_cpu = []
+    for pod in owned:
+        member = pod.name in group.assignment
+        cpu = group.mean_cpu(pod.name) if member else group.spec.base_cpu
+        out["pods"][pod.name] = {
+            "cpu": cpu,
+            "ready": pod.ready and not pod.terminating,
+            "terminating": pod.terminating,
+            "partitions": list(group.assignment.get(pod.name, [])),
+            "messagesPerSecond": group.messages(pod.name),
+        }
+        if pod.ready and not pod.terminating:
+            ready_cpu.append(cpu)
+    out["assignment"] = {m: list(p) for m, p in group.assignment.items()}
+    out["members"] = list(group.members)
+    out["generation"] = group.generation
+    out["partitionRates"] = list(group.rates)
+    out["variance"] = population_variance(ready_cpu)
+    return out
+
+
+def load_samples(store: Store) -> list[dict[str, Any]]:
+    """Each pod's load under the current assignment, for metrics.draw_cpu to sample."""
+    samples = []
+    for dep in store.deployments.values():
+        if dep.group is None:
+            continue
+        for pod in store.pods.values():
+            if pod.deployment != dep.key:
+                continue
+            spec = dep.group.spec
+            samples.append(
+                {
+                    "namespace": dep.key[0],
+                    "pod": pod.name,
+                    "uid": pod.obj["metadata"]["uid"],
+                    "container": dep.container,
+                    "created": pod.created,
+                    "base": spec.base_cpu,
+                    "busy": spec.cpu_per_message * dep.group.messages(pod.name),
+                    "noise": spec.noise,
+                }
+            )
+    return samples
