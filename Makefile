@@ -30,7 +30,7 @@ test: setup lint pytest
 lint: $(STAMP)
 	$(BIN)/ruff check function tests infra bench
 	$(BIN)/ruff format --check function tests infra bench
-	$(BIN)/mypy function bench
+	$(BIN)/mypy function infra bench
 	$(BIN)/lint-imports
 
 pytest: setup

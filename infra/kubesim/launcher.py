@@ -116,6 +116,20 @@ class KubeSim:
         )
         return result
 
+    def settled(self, namespace: str, deployment: str, replicas: int) -> bool:
+        """Every replica Ready and none terminating: the replacements of evicted pods are up."""
+        pods = self.pods(namespace, deployment)
+        ready = [
+            p
+            for p in pods
+            if not p["metadata"].get("deletionTimestamp")
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p["status"].get("conditions", ())
+            )
+        ]
+        return len(pods) == len(ready) == replicas
+
     def cpu(self, namespace: str, deployment: str) -> dict[str, Any]:
         params = {"namespace": namespace, "deployment": deployment}
         result: dict[str, Any] = self._ok(self.control.get("/_sim/cpu", params=params))

@@ -21,7 +21,7 @@ import httpx
 
 from infra.kubesim.launcher import KubeSim
 from infra.stack.kube import deployment, kubeconfig, scenario
-from infra.stack.processes import REPO, function_server
+from infra.stack.processes import REPO, function_server, wait_until
 from infra.stack.victoria import VictoriaMetrics, victoria_metrics
 
 NAMESPACE = "posthog"
@@ -160,22 +160,10 @@ def chart(before: Mapping[str, float], after: Mapping[str, float], evicted: list
 
 def wait_settled(sim: KubeSim, timeout: float = 60.0) -> float:
     """Wait until every replica is Ready again and nothing is terminating; return that time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pods = sim.pods(NAMESPACE, DEPLOYMENT)
-        terminating = [p for p in pods if p["metadata"].get("deletionTimestamp")]
-        ready = [
-            p
-            for p in pods
-            if any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in p["status"].get("conditions", [])
-            )
-        ]
-        if not terminating and len(ready) == REPLICAS:
-            return time.time()
-        time.sleep(0.2)
-    raise RuntimeError("the Deployment did not settle within a minute")
+    wait_until(
+        lambda: sim.settled(NAMESPACE, DEPLOYMENT, REPLICAS), timeout, "the Deployment settled"
+    )
+    return time.time()
 
 
 def invoke(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -129,24 +129,30 @@ class FunctionServer:
     """The function served by functions-framework, as Cloud Functions runs it."""
 
     def __init__(
-        self, target: str, env: Mapping[str, str], log_dir: Path, signature: str = "http"
+        self,
+        target: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        signature: str = "http",
+        source: Path = FUNCTION_DIR,
+        framework: str | None = None,
     ) -> None:
+        """`source`: the directory holding main.py (the repository's, or an unpacked zip);
+        `framework`: the functions-framework script of another environment than this one."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = clean_env()
         full_env.update(env)
-        full_env["PYTHONPATH"] = str(FUNCTION_DIR)
+        full_env["PYTHONPATH"] = str(source)
         argv = [
-            venv_bin("functions-framework"),
+            framework or venv_bin("functions-framework"),
             f"--target={target}",
-            f"--source={FUNCTION_DIR / 'main.py'}",
+            f"--source={source / 'main.py'}",
             f"--signature-type={signature}",
             "--host=127.0.0.1",
             f"--port={self.port}",
         ]
-        self.server = ServerProcess(
-            f"function-{target}", argv, log_dir, env=full_env, cwd=FUNCTION_DIR
-        )
+        self.server = ServerProcess(f"function-{target}", argv, log_dir, env=full_env, cwd=source)
         # Any HTTP answer means the server is up (the function itself answers GET with 405).
         self.server.wait_http(self.url, ok=range(200, 600))
 

@@ -10,7 +10,7 @@ from pod_rebalancer.adapters.kube import LAST_REBALANCE, LAST_SELECTION
 from pod_rebalancer.core.model import Target
 from pod_rebalancer.locking import lease_name
 
-__all__ = ["LAST_REBALANCE", "LAST_SELECTION", "evictions", "last_rebalance", "lease", "settled"]
+__all__ = ["LAST_REBALANCE", "LAST_SELECTION", "evictions", "last_rebalance", "lease"]
 
 
 def evictions(sim: KubeSim, namespace: str, deployment: str) -> list[str]:
@@ -43,15 +43,3 @@ def lease(sim: KubeSim, namespace: str, deployment: str) -> dict[str, Any] | Non
 def last_rebalance(item: dict[str, Any]) -> datetime:
     """The cooldown stamp the function writes on the Lease."""
     return datetime.fromisoformat(item["metadata"]["annotations"][LAST_REBALANCE])
-
-
-def settled(sim: KubeSim, namespace: str, deployment: str, replicas: int) -> bool:
-    """Every replica Ready and none terminating: the replacements of evicted pods are up."""
-    pods = sim.pods(namespace, deployment)
-    ready = [
-        p
-        for p in pods
-        if not p["metadata"].get("deletionTimestamp")
-        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
-    ]
-    return len(pods) == len(ready) == replicas

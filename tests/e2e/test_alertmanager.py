@@ -25,7 +25,7 @@ from infra.stack.demo import KAFKA
 from infra.stack.processes import FunctionServer, wait_until
 from infra.stack.series import cpu_counters
 from infra.stack.victoria import VictoriaMetrics
-from tests.e2e.probes import LAST_SELECTION, evictions, last_rebalance, lease, settled
+from tests.e2e.probes import LAST_SELECTION, evictions, last_rebalance, lease
 from tests.kube import deployment, kubeconfig, scenario
 
 NAMESPACE = "e2e-alert"
@@ -241,7 +241,7 @@ def test_duplicate_delivery_inside_the_cooldown_evicts_nothing_more(
     assert at_once["action"] == "skipped"
     assert at_once["reason"] == "cooldown"
     assert at_once["evicted"] == []
-    wait_until(lambda: settled(sim, NAMESPACE, "bravo", 8), timeout=20, what="bravo settled")
+    wait_until(lambda: sim.settled(NAMESPACE, "bravo", 8), timeout=20, what="bravo settled")
     later = deliver()
     assert (later["action"], later["reason"]) == ("skipped", "cooldown")
     assert later["evicted"] == []

@@ -37,7 +37,7 @@ from infra.stack.processes import FunctionServer, wait_until
 from infra.stack.pubsub import PubSubEmulator
 from infra.stack.series import cpu_counters
 from infra.stack.victoria import VictoriaMetrics
-from tests.e2e.probes import evictions, lease, settled
+from tests.e2e.probes import evictions, lease
 from tests.kube import deployment, kubeconfig, scenario
 
 NAMESPACE = "e2e-pubsub"
@@ -175,7 +175,7 @@ def scheduled_runs(
     cooldown; each one's decision (found in the function's log by the message id)."""
     decisions = []
     for body in (b'{"dry_run": false}', b"{}"):
-        wait_until(lambda: settled(sim, NAMESPACE, DEPLOYMENT, 8), timeout=20, what="settled")
+        wait_until(lambda: sim.settled(NAMESPACE, DEPLOYMENT, 8), timeout=20, what="settled")
         message_id = pubsub.publish(topics.scheduler, body, origin="cloud-scheduler")
         (decision,) = wait_until(
             lambda message_id=message_id: decisions_of(function, message_id),
