@@ -3,7 +3,6 @@ five minutes old (never on a wrong token), kept while the store is down once it 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import uuid
 from pathlib import Path
@@ -15,8 +14,7 @@ from infra.stack.moto import TEST_KEYS, Moto, start_moto
 from infra.stack.processes import free_port
 from pod_rebalancer.adapters.secretsmanager import SecretsManagerToken
 from pod_rebalancer.errors import SecretsError
-
-FUNCTION = Path(__file__).resolve().parents[2] / "function"
+from tests.entry import fresh_main
 
 
 @pytest.fixture
@@ -93,12 +91,7 @@ def test_a_missing_secret_is_a_secrets_error(aws: Moto) -> None:
 
 
 def lambda_handler() -> Any:
-    spec = importlib.util.spec_from_file_location("lambda_main_sm", FUNCTION / "main.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler
+    return fresh_main().lambda_handler
 
 
 def url_call(token: str) -> dict[str, Any]:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from functions_framework import create_app
 
-MAIN = str(Path(__file__).resolve().parents[2] / "function" / "main.py")
+from tests.entry import MAIN
 
 
 def client() -> FlaskClient:
-    return create_app("rebalance_pubsub", MAIN, "cloudevent").test_client()
+    return create_app("rebalance_pubsub", str(MAIN), "cloudevent").test_client()
 
 
 def post_event(

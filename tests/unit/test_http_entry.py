@@ -13,15 +13,14 @@ import pytest
 from flask.testing import FlaskClient
 from functions_framework import create_app
 
+from tests.entry import MAIN
 from tests.unit.conftest import TOKEN
-
-MAIN = str(Path(__file__).resolve().parents[2] / "function" / "main.py")
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def client() -> FlaskClient:
-    return create_app("rebalance", MAIN, "http").test_client()
+    return create_app("rebalance", str(MAIN), "http").test_client()
 
 
 def test_refuses_methods_other_than_post(env: pytest.MonkeyPatch) -> None:

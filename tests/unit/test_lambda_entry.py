@@ -5,34 +5,27 @@ when a dependency failed (so the asynchronous invocation is retried)."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from pod_rebalancer.errors import RetryableError
+from tests.entry import MAIN, fresh_main
 from tests.unit.conftest import TOKEN
 
-FUNCTION = Path(__file__).resolve().parents[2] / "function"
 CONTEXT = SimpleNamespace(aws_request_id="8f7e6d5c-0000-4000-8000-000000000001")
 Handler = Callable[[Any, Any], dict[str, Any]]
 
 
 def handler() -> Handler:
     """main.lambda_handler from a fresh import, as a new Lambda instance would load it."""
-    spec = importlib.util.spec_from_file_location("lambda_main", FUNCTION / "main.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    lambda_handler: Handler = module.lambda_handler
+    lambda_handler: Handler = fresh_main().lambda_handler
     return lambda_handler
 
 
@@ -215,7 +208,7 @@ def test_main_imports_and_answers_without_functions_framework_flask_or_pubsub(
 import json, sys
 for name in ("functions_framework", "flask", "werkzeug", "google.cloud.pubsub_v1"):
     sys.modules[name] = None
-sys.path.insert(0, {str(FUNCTION)!r})
+sys.path.insert(0, {str(MAIN.parent)!r})
 import main
 event = json.loads({json.dumps(json.dumps(url_event("{}", headers={"authorization": "Bearer x"})))})
 print(json.dumps(main.lambda_handler(event, None)))
