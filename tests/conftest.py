@@ -8,10 +8,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from infra.stack.moto import Moto, start_moto
 from infra.stack.processes import setting_names
 from infra.stack.victoria import VictoriaMetrics
+
+# Bounded for `make test`; `make reliability` runs the long profile (HYPOTHESIS_PROFILE).
+settings.register_profile("default", max_examples=100, deadline=None)
+settings.register_profile(
+    "reliability",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 SETTING_NAMES = sorted(setting_names())
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from infra.kubesim.load import ConsumerGroup, KafkaSpec, assign, sticky
 
-PROPERTY = settings(max_examples=100, deadline=None)
 POOL = [f"consumer-{i:02d}" for i in range(16)]
 
 Assignment = dict[str, list[int]]
@@ -68,7 +67,6 @@ def kept(previous: Assignment, now: Assignment) -> int:
     return sum(len(set(previous.get(m, ())) & set(owned)) for m, owned in now.items())
 
 
-@PROPERTY
 @given(cases())
 def test_every_partition_goes_to_exactly_one_current_member(
     case: tuple[list[str], int, Assignment],
@@ -79,7 +77,6 @@ def test_every_partition_goes_to_exactly_one_current_member(
     assert {p: len(who) for p, who in owners(result).items()} == dict.fromkeys(range(partitions), 1)
 
 
-@PROPERTY
 @given(cases())
 def test_counts_are_floor_or_ceil_with_the_remainder_at_ceil(
     case: tuple[list[str], int, Assignment],
@@ -91,7 +88,6 @@ def test_counts_are_floor_or_ceil_with_the_remainder_at_ceil(
     assert counts.count(low + 1) == extra
 
 
-@PROPERTY
 @given(cases())
 def test_moves_as_few_partitions_as_a_balanced_assignment_allows(
     case: tuple[list[str], int, Assignment],
@@ -104,7 +100,6 @@ def test_moves_as_few_partitions_as_a_balanced_assignment_allows(
         assert len(mine & set(result[member])) >= min(len(mine), partitions // len(members))
 
 
-@PROPERTY
 @given(cases(), st.data())
 def test_when_the_group_only_shrinks_every_survivor_keeps_all_it_had(
     case: tuple[list[str], int, Assignment], data: st.DataObject
@@ -117,7 +112,6 @@ def test_when_the_group_only_shrinks_every_survivor_keeps_all_it_had(
         assert set(settled[member]) <= set(result[member])
 
 
-@PROPERTY
 @given(cases(), st.data())
 def test_when_the_group_only_grows_old_members_only_give_partitions_away(
     case: tuple[list[str], int, Assignment], data: st.DataObject
@@ -135,7 +129,6 @@ def test_when_the_group_only_grows_old_members_only_give_partitions_away(
     assert kept(settled, result) == most_keepable(after, partitions, settled)
 
 
-@PROPERTY
 @given(cases())
 def test_an_unchanged_group_keeps_its_assignment(case: tuple[list[str], int, Assignment]) -> None:
     members, partitions, previous = case
@@ -143,13 +136,11 @@ def test_an_unchanged_group_keeps_its_assignment(case: tuple[list[str], int, Ass
     assert sticky(members, partitions, settled) == settled
 
 
-@PROPERTY
 @given(members_st, partitions_st)
 def test_from_scratch_it_is_round_robin(members: list[str], partitions: int) -> None:
     assert sticky(members, partitions, {}) == assign(members, partitions, "roundrobin")
 
 
-@PROPERTY
 @given(cases(), st.randoms(use_true_random=False))
 def test_deterministic_whatever_the_order_of_members_and_history(
     case: tuple[list[str], int, Assignment], rng: random.Random
@@ -163,7 +154,6 @@ def test_deterministic_whatever_the_order_of_members_and_history(
     assert assign(members, partitions, "cooperative-sticky", previous) == expected
 
 
-@PROPERTY
 @given(cases(), st.data())
 def test_a_partition_claimed_twice_still_gets_one_owner(
     case: tuple[list[str], int, Assignment], data: st.DataObject

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pod_rebalancer.core.model import Plan, PodInfo, PodSkip, Policy, Reason, Selected
@@ -30,8 +30,6 @@ POLICY = Policy(
 )
 # One hot pod and one idle pod among four that agree: variance 0.442, well above 0.3.
 SKEWED = {"c-0": 2.3, "c-1": 0.1, "c-2": 0.8, "c-3": 0.9, "c-4": 0.7, "c-5": 0.8}
-
-PROPERTY = settings(max_examples=100, deadline=None)
 
 
 def planned(samples: Mapping[str, float], rules: Policy = POLICY) -> Plan:
@@ -488,7 +486,6 @@ def shuffled(case: Case, data: st.DataObject) -> tuple[Mapping[str, float], Sequ
     return samples, pods
 
 
-@PROPERTY
 @given(case=cases(), data=st.data())
 def test_plan_does_not_depend_on_the_order_of_samples_or_pods(
     case: Case, data: st.DataObject
@@ -512,7 +509,6 @@ def test_decision_does_not_depend_on_order_when_the_value_sits_at_the_threshold(
     assert two.reason is one.reason
 
 
-@PROPERTY
 @given(case=cases())
 def test_never_exceeds_max_delete_nor_leaves_fewer_than_min_pods_ready(case: Case) -> None:
     result = run(case)
@@ -526,7 +522,6 @@ def test_never_exceeds_max_delete_nor_leaves_fewer_than_min_pods_ready(case: Cas
         assert ready_count(case) - chosen >= case.policy.min_pods, "too few Ready pods left"
 
 
-@PROPERTY
 @given(case=cases())
 def test_selects_distinct_usable_extremes_alternating_busiest_and_idlest(case: Case) -> None:
     result = run(case)

@@ -6,13 +6,11 @@ import statistics
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pod_rebalancer.core.model import Statistic, Summary
 from pod_rebalancer.core.stats import summarize
-
-PROPERTY = settings(max_examples=100, deadline=None)
 
 # CPU in cores: never negative, never absurdly large.
 cpu = st.floats(min_value=0.0, max_value=1e3, allow_nan=False, allow_infinity=False)
@@ -95,7 +93,6 @@ def test_refuses_empty_input() -> None:
         summarize(np.array([], dtype=np.float64))
 
 
-@PROPERTY
 @given(values=cpu_lists, data=st.data())
 def test_every_field_is_invariant_under_permutation(
     values: list[float], data: st.DataObject
@@ -106,7 +103,6 @@ def test_every_field_is_invariant_under_permutation(
     assert of(shuffled) == of(values)
 
 
-@PROPERTY
 @given(values=cpu_lists)
 def test_is_never_negative_and_agrees_with_the_statistics_module(values: list[float]) -> None:
     summary = of(values)
@@ -121,7 +117,6 @@ def test_is_never_negative_and_agrees_with_the_statistics_module(values: list[fl
     assert summary.max == max(values)
 
 
-@PROPERTY
 @given(
     values=st.lists(st.floats(min_value=0.01, max_value=100.0), min_size=2, max_size=20),
     scale=st.floats(min_value=1e-3, max_value=1e3),
