@@ -179,6 +179,23 @@ class Cluster:
     def set_deployment(self, namespace: str, name: str, change: Mapping[str, Any]) -> Obj:
         return self._locked(control.set_deployment, namespace, name, change)
 
+    def remove_pod(self, namespace: str, name: str) -> Obj:
+        return self._locked(control.delete_pod, namespace, name)
+
+    def replace_pod(self, namespace: str, name: str) -> Obj:
+        return self._locked(control.replace_pod, namespace, name)
+
+    def rollout(self, namespace: str, name: str) -> Obj:
+        return self._locked(control.rollout, namespace, name)
+
+    def owning_deployment(self, namespace: str, pod: str) -> str:
+        return self._locked(control.owning_deployment, namespace, pod)
+
+    def take_lease(
+        self, namespace: str, name: str, holder: str, annotations: Mapping[str, str]
+    ) -> Obj:
+        return self._locked(control.take_lease, namespace, name, holder, annotations)
+
     def cpu(self, namespace: str, deployment: str) -> dict[str, Any]:
         return self._locked(control.cpu, namespace, deployment)
 

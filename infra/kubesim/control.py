@@ -1,5 +1,6 @@
 """The control API's side of the cluster (`/_sim/...`, for tests and the demo): every object,
-a Deployment's pods, pinning a pod or a Deployment, and the load model's CPU and samples.
+a Deployment's pods, pinning a pod or a Deployment, changes made behind the client's back (a pod
+deleted or replaced under its name, a rollout, another holder's Lease), and the load model.
 """
 
 from __future__ import annotations
@@ -8,10 +9,14 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from infra.kubesim import deployments, kubelet, patch, pods
+from infra.kubesim import deployments, kubelet, leases, objects, patch, pods
 from infra.kubesim.load import population_variance
+from infra.kubesim.rest import DeleteOptions
+from infra.kubesim.status import bad_request
 from infra.kubesim.store import Obj, PodState, Store
-from infra.kubesim.timefmt import rfc3339
+from infra.kubesim.timefmt import micro, rfc3339
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
 def state(store: Store) -> dict[str, Any]:
@@ -112,6 +117,81 @@ def set_deployment(store: Store, namespace: str, name: str, change: Mapping[str,
     store.touch(dep.obj)
     store.after_write(now)
     return copy.deepcopy(dep.obj)
+
+
+def delete_pod(store: Store, namespace: str, name: str) -> Obj:
+    """Someone else force-deletes the pod: it is gone at once (its ReplicaSet replaces it under
+    a new name), so an eviction that names it then answers 404."""
+    pod = pods.find(store, namespace, name)
+    return pods.delete(store, pod, DeleteOptions(grace=0), store.clock())
+
+
+def replace_pod(store: Store, namespace: str, name: str) -> Obj:
+    """The pod deleted and created again under the same name with a new UID, Running and Ready
+    at once (as a StatefulSet does): a UID precondition naming the old pod then answers 409."""
+    now = store.clock()
+    old = pods.find(store, namespace, name)
+    rs = store.replicasets.get((namespace, old.rs))
+    if rs is None:
+        raise bad_request(f"pod {name} has no ReplicaSet to be made again from")
+    del store.pods[(namespace, name)]
+    obj = objects.pod(rs.obj, name, store.uid(), now)
+    store.touch(obj)
+    new = PodState(obj=obj, deployment=old.deployment, rs=old.rs, created=now, ready_at=now)
+    store.pods[(namespace, name)] = new
+    kubelet.bind(store, new, now)
+    kubelet.set_ready(store, new, True, now)
+    store.after_write(now)
+    return copy.deepcopy(new.obj)
+
+
+def rollout(store: Store, namespace: str, name: str) -> Obj:
+    """`kubectl rollout restart`: a new template annotation, so the controllers really roll."""
+    change = {
+        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: micro(store.clock())}}}}
+    }
+    return deployments.patch_deployment(
+        store, namespace, name, "application/strategic-merge-patch+json", change, dry_run=False
+    )
+
+
+def owning_deployment(store: Store, namespace: str, pod: str) -> str:
+    """The Deployment a pod belongs to (for actions aimed at a pod's request)."""
+    state = pods.find(store, namespace, pod)
+    if state.deployment is None:
+        raise bad_request(f"pod {pod} belongs to no Deployment")
+    return state.deployment[1]
+
+
+def take_lease(
+    store: Store,
+    namespace: str,
+    name: str,
+    holder: str,
+    annotations: Mapping[str, str],
+    duration: int = 300,
+) -> Obj:
+    """Another invocation takes the Lease now (created, or updated over whatever is there)."""
+    now = micro(store.clock())
+    existing = store.leases.get((namespace, name))
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if existing is not None:
+        meta = copy.deepcopy(existing["metadata"])
+    meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
+    body = {
+        "apiVersion": leases.API_VERSION,
+        "kind": "Lease",
+        "metadata": meta,
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": duration,
+            "acquireTime": now,
+            "renewTime": now,
+        },
+    }
+    if existing is None:
+        return leases.create_lease(store, namespace, body, dry_run=False)
+    return leases.update_lease(store, namespace, name, body, dry_run=False)[0]
 
 
 def cpu(store: Store, namespace: str, deployment: str) -> dict[str, Any]:

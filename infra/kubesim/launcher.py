@@ -86,16 +86,45 @@ class KubeSim:
         result: dict[str, Any] = self._ok(self.control.get("/_sim/state"))
         return result
 
-    def set_fault(self, route: str, **kw: Any) -> dict[str, Any]:
-        """route: "pods.list", "pods.evict", "leases.*", "*", ...; kw: latency, status, drop,
-        times, message, retryAfter."""
-        result: dict[str, Any] = self._ok(
-            self.control.post("/_sim/faults", json={"route": route, **kw})
-        )
+    def set_fault(self, route: str | None = None, **rule: Any) -> dict[str, Any]:
+        """Add a fault rule (faults.py): `route` a route-name glob ("pods.list", "leases.*",
+        "*"), or `path=` a URL glob or ^regex, with `method`, `status`, `reason`, `message`,
+        `body`, `delay`, `drop`, `after`, `count`, `phase`, `action`, `target`, ...; the old
+        `latency` and `times` still mean `delay` and `count`. Returns the rule with its `id`."""
+        spec = {**({"route": route} if route is not None else {}), **rule}
+        result: dict[str, Any] = self._ok(self.control.post("/_sim/faults", json=spec))
         return result
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The rules in force, with how many requests each has seen and been applied to."""
+        rules: list[dict[str, Any]] = self._ok(self.control.get("/_sim/faults"))["faults"]
+        return rules
+
+    def clear_fault(self, rule_id: int) -> None:
+        self._ok(self.control.delete(f"/_sim/faults/{rule_id}"))
 
     def clear_faults(self) -> None:
         self._ok(self.control.delete("/_sim/faults"))
+
+    def delete_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        """Force-delete a pod behind the client's back: an eviction naming it then answers 404."""
+        result: dict[str, Any] = self._ok(self.control.delete(f"/_sim/pods/{namespace}/{name}"))
+        return result
+
+    def replace_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        """The pod made again under its name with a new UID: a UID precondition then says 409."""
+        result: dict[str, Any] = self._ok(
+            self.control.post(f"/_sim/pods/{namespace}/{name}/replace")
+        )
+        return result
+
+    def rollout(self, namespace: str, name: str) -> dict[str, Any]:
+        """Start a rollout of the Deployment (a new template annotation, as `kubectl rollout
+        restart` does): the controllers really roll its pods."""
+        result: dict[str, Any] = self._ok(
+            self.control.post(f"/_sim/deployments/{namespace}/{name}/rollout")
+        )
+        return result
 
     def pods(self, namespace: str, deployment: str) -> list[dict[str, Any]]:
         params = {"namespace": namespace, "deployment": deployment}

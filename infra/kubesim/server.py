@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -18,7 +18,16 @@ from werkzeug.wrappers import Request, Response
 from infra.kubesim import handlers
 from infra.kubesim.auth import Attributes, Authorizer, User
 from infra.kubesim.cluster import Cluster
-from infra.kubesim.faults import DropConnection, Faults, drop
+from infra.kubesim.faults import (
+    DropConnection,
+    Faults,
+    Rule,
+    client_gone,
+    created_name,
+    decoded,
+    drop,
+    injected_error,
+)
 from infra.kubesim.status import (
     APPS,
     COORDINATION,
@@ -134,39 +143,134 @@ class Simulator:
         verb = verb_for(request.method, named, query)
         op = "evict" if route and route.subresource == "eviction" else verb
         route_name = f"{route.short}.{op}" if route else "unknown"
-        user: User | None = None
+        attrs = _attributes(route, match, verb)
+        exchange = Exchange(user=self.authorizer.identify(request.headers.get("Authorization")))
         started = time.monotonic()
-        status = 500
+        rule = None
+        if route is not None:
+            rule = self.faults.match(request.method, request.path, route_name)
+            exchange.fault = rule.id if rule else None
         try:
-            user = self.authorizer.identify(request.headers.get("Authorization"))
-            self.faults.apply(route_name)
-            user = self.authorizer.authenticate(request.headers.get("Authorization"))
-            if route is None or match is None:
+            if rule is not None and rule.phase == "before":
+                early = self._before(rule, request, attrs, exchange)
+                if early is not None:
+                    return early
+            response = self._serve(request, route, attrs, query, exchange)
+            if rule is not None and rule.phase == "after":
+                response = self._after(rule, request, attrs, exchange, response)
+            return response
+        finally:
+            self._log(request, query, route_name, exchange, started)
+
+    def _serve(
+        self,
+        request: Request,
+        route: Route | None,
+        attrs: Attributes | None,
+        query: Mapping[str, str],
+        exchange: Exchange,
+    ) -> Response:
+        """Authentication, RBAC and the handler, as kube-apiserver runs them."""
+        try:
+            exchange.user = self.authorizer.authenticate(request.headers.get("Authorization"))
+            if route is None or attrs is None:
                 raise generic(404)
-            attrs = Attributes(
-                verb=verb,
-                group=route.group,
-                resource=route.resource,
-                subresource=route.subresource,
-                namespace=match.group("namespace") or "",
-                name=match.group("name") or "",
-            )
-            self.authorizer.authorize(user, attrs)
+            self.authorizer.authorize(exchange.user, attrs)
             status, body = handlers.handle(self.cluster, route.short, attrs, request, query)
-            response = _json(status, body)
-        except DropConnection:
-            status = 0
-            raise
+            exchange.status = status
+            return _json(status, body)
         except ApiError as err:
-            status = err.code
-            response = _status_response(err)
+            exchange.status = err.code
+            return _status_response(err)
         except Exception as exc:  # a bug here must still answer like a server would
             bug = internal_error(f"{type(exc).__name__}: {exc}")
-            status = bug.code
-            response = _status_response(bug)
-        finally:
-            self._log(request, query, route_name, user, status, started)
+            exchange.status = bug.code
+            return _status_response(bug)
+
+    # ------------------------------------------------------------------ injected faults
+
+    def _before(
+        self, rule: Rule, request: Request, attrs: Attributes | None, exchange: Exchange
+    ) -> Response | None:
+        """Delay, act, then fail; None carries the request out (unless the client went away)."""
+        raw = request.get_data(cache=True)  # read now, so that a client gone away shows
+        if rule.delay:
+            time.sleep(rule.delay)
+        if rule.action:
+            self._act(rule, attrs, raw)
+        if rule.drop:
+            exchange.status, exchange.answer = 0, "dropped"
+            raise DropConnection
+        if rule.answers:
+            return self._injected(rule, attrs, raw, exchange)
+        if rule.delay and client_gone(request.environ):
+            # A cancelled request context: the request never reaches storage.
+            exchange.status, exchange.answer = 0, "abandoned"
+            raise DropConnection
+        exchange.answer = "late" if rule.delay else None
+        return None
+
+    def _after(
+        self,
+        rule: Rule,
+        request: Request,
+        attrs: Attributes | None,
+        exchange: Exchange,
+        response: Response,
+    ) -> Response:
+        """The request was carried out; now act, wait, and lose or replace its answer."""
+        if rule.action:
+            self._act(rule, attrs, request.get_data(cache=True))
+        if rule.delay:
+            time.sleep(rule.delay)
+        if rule.drop:
+            exchange.answer = "dropped"
+            raise DropConnection
+        if rule.answers:
+            carried_out = exchange.status
+            injected = self._injected(rule, attrs, request.get_data(cache=True), exchange)
+            exchange.status = carried_out  # the log says what was done, `answer` what was said
+            return injected
+        exchange.answer = "late" if rule.delay else None
         return response
+
+    def _injected(
+        self, rule: Rule, attrs: Attributes | None, raw: bytes, exchange: Exchange
+    ) -> Response:
+        exchange.answer = "injected"
+        if rule.body is not None:
+            code = rule.status or 200
+            exchange.status = code
+            if isinstance(rule.body, str):
+                return Response(
+                    rule.body, status=code, content_type=rule.content_type or "text/plain"
+                )
+            return _json(code, rule.body)
+        err = injected_error(rule, attrs, exchange.user, decoded(raw))
+        exchange.status = err.code
+        return _status_response(err)
+
+    def _act(self, rule: Rule, attrs: Attributes | None, raw: bytes) -> None:
+        """The rule's side effect, on what its `target` or the request's path names."""
+        namespace, _, name = rule.target.partition("/")
+        if not rule.target:
+            namespace = attrs.namespace if attrs else ""
+            name = (attrs.name if attrs else "") or created_name(decoded(raw))
+        resource = attrs.resource if attrs else ""
+        cluster = self.cluster
+        if rule.action == "deletePod":
+            cluster.remove_pod(namespace, name)
+        elif rule.action == "replacePod":
+            cluster.replace_pod(namespace, name)
+        elif rule.action == "takeLease":
+            cluster.take_lease(namespace, name, rule.holder, rule.annotations)
+        else:  # the Deployment named, or the one owning the pod named
+            if not rule.target and resource == "pods":
+                name = cluster.owning_deployment(namespace, name)
+            if rule.action == "rollout":
+                cluster.rollout(namespace, name)
+            else:
+                cluster.set_deployment(namespace, name, {"annotations": dict(rule.annotations)})
 
     # ------------------------------------------------------------------ the request log
 
@@ -175,8 +279,7 @@ class Simulator:
         request: Request,
         query: Mapping[str, str],
         route_name: str,
-        user: User | None,
-        status: int,
+        exchange: Exchange,
         started: float,
     ) -> None:
         self.requests.append(
@@ -186,8 +289,13 @@ class Simulator:
                 "path": request.path,
                 "query": dict(query),
                 "route": route_name,
-                "user": user.name if user else None,
-                "status": status,
+                "user": exchange.user.name if exchange.user else None,
+                # What was done: 0 when the request was never carried out.
+                "status": exchange.status,
+                "fault": exchange.fault,
+                # How it was answered, when a fault changed that: injected, dropped, late,
+                # abandoned.
+                "answer": exchange.answer,
                 "durationSeconds": round(time.monotonic() - started, 6),
             }
         )
@@ -209,12 +317,18 @@ ControlAction = Callable[..., tuple[int, Any]]
 
 
 def _add_fault(sim: Simulator, request: Request) -> tuple[int, Any]:
-    return 201, asdict(sim.faults.add(handlers.body(request)))
+    return 201, sim.faults.add(handlers.body(request)).to_json()
 
 
 def _clear_faults(sim: Simulator, request: Request) -> tuple[int, Any]:
     sim.faults.clear()
     return 200, {"faults": []}
+
+
+def _remove_fault(sim: Simulator, request: Request, rule_id: str) -> tuple[int, Any]:
+    if not sim.faults.remove(int(rule_id)):
+        raise generic(404)
+    return 200, {"faults": sim.faults.listed()}
 
 
 def _clear_requests(sim: Simulator, request: Request) -> tuple[int, Any]:
@@ -236,6 +350,7 @@ CONTROL: dict[tuple[str, str], ControlAction] = {
     ("GET", "/_sim/faults"): lambda sim, request: (200, {"faults": sim.faults.listed()}),
     ("POST", "/_sim/faults"): _add_fault,
     ("DELETE", "/_sim/faults"): _clear_faults,
+    ("DELETE", r"/_sim/faults/(\d+)"): _remove_fault,
     ("GET", "/_sim/requests"): lambda sim, request: (200, {"requests": list(sim.requests)}),
     ("DELETE", "/_sim/requests"): _clear_requests,
     ("POST", "/_sim/tick"): _tick,
@@ -248,14 +363,49 @@ CONTROL: dict[tuple[str, str], ControlAction] = {
         200,
         sim.cluster.set_pod(ns, name, handlers.json_object(request)),
     ),
+    ("DELETE", r"/_sim/pods/([^/]+)/([^/]+)"): lambda sim, request, ns, name: (
+        200,
+        sim.cluster.remove_pod(ns, name),
+    ),
+    ("POST", r"/_sim/pods/([^/]+)/([^/]+)/replace"): lambda sim, request, ns, name: (
+        200,
+        sim.cluster.replace_pod(ns, name),
+    ),
     ("POST", r"/_sim/deployments/([^/]+)/([^/]+)"): lambda sim, request, ns, name: (
         200,
         sim.cluster.set_deployment(ns, name, handlers.json_object(request)),
+    ),
+    ("POST", r"/_sim/deployments/([^/]+)/([^/]+)/rollout"): lambda sim, request, ns, name: (
+        200,
+        sim.cluster.rollout(ns, name),
     ),
 }
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+@dataclass
+class Exchange:
+    """One API request as the log records it."""
+
+    user: User | None
+    status: int = 500
+    fault: int | None = None
+    answer: str | None = None
+
+
+def _attributes(route: Route | None, match: re.Match[str] | None, verb: str) -> Attributes | None:
+    if route is None or match is None:
+        return None
+    return Attributes(
+        verb=verb,
+        group=route.group,
+        resource=route.resource,
+        subresource=route.subresource,
+        namespace=match.group("namespace") or "",
+        name=match.group("name") or "",
+    )
 
 
 def _match(path: str) -> tuple[Route | None, re.Match[str] | None]:
