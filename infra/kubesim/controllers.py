@@ -17,8 +17,11 @@ from infra.kubesim.timefmt import rfc3339
 def tick(store: Store, now: float) -> None:
     """One pass of the kubelet and every controller."""
     kubelet.progress(store, now)
+    owned: dict[Key | None, list[PodState]] = defaultdict(list)
+    for pod in store.pods.values():
+        owned[pod.deployment].append(pod)
     for dep in store.deployments.values():
-        reconcile(store, dep, now)
+        reconcile(store, dep, now, owned.get(dep.key, []))
     refresh(store, now)
 
 
@@ -72,11 +75,16 @@ def replica_set_for(store: Store, dep: DeploymentState, now: float) -> ReplicaSe
     return rs
 
 
-def reconcile(store: Store, dep: DeploymentState, now: float) -> None:
-    """ReplicaSet + Deployment controllers; a rollout surges one pod at a time."""
+def reconcile(
+    store: Store, dep: DeploymentState, now: float, pods: list[PodState] | None = None
+) -> None:
+    """ReplicaSet + Deployment controllers; a rollout surges one pod at a time. `pods`: the
+    Deployment's pods, when the caller has them already (every tick groups them once)."""
     new_rs = replica_set_for(store, dep, now)
     desired = int(dep.obj["spec"].get("replicas", 1))
-    active = [p for p in store.pods.values() if p.deployment == dep.key and not p.terminating]
+    key = dep.key
+    owned = pods if pods is not None else [p for p in store.pods.values() if p.deployment == key]
+    active = [p for p in owned if not p.terminating]
     new_pods = [p for p in active if p.rs == new_rs.name]
     old_pods = [p for p in active if p.rs != new_rs.name]
 
@@ -140,8 +148,12 @@ def refresh(store: Store, now: float) -> None:
             status["availableReplicas"] = ready
         status["observedGeneration"] = rs.obj["metadata"]["generation"]
         store.set_status(rs.obj, status)
+    sets: dict[Key, list[ReplicaSetState]] = defaultdict(list)
+    for rs in store.replicasets.values():
+        sets[rs.deployment].append(rs)
     for dep in store.deployments.values():
-        store.set_status(dep.obj, deployment_status(store, dep, by_rs, now))
+        status = deployment_status(store, dep, by_rs, now, sets.get(dep.key, []))
+        store.set_status(dep.obj, status)
         if dep.group is not None:
             dep.group.update(members.get(dep.key, []))
     for budget in store.pdbs.values():
@@ -149,10 +161,14 @@ def refresh(store: Store, now: float) -> None:
 
 
 def deployment_status(
-    store: Store, dep: DeploymentState, by_rs: Mapping[Key, list[PodState]], now: float
+    store: Store,
+    dep: DeploymentState,
+    by_rs: Mapping[Key, list[PodState]],
+    now: float,
+    sets: list[ReplicaSetState],
 ) -> dict[str, Any]:
+    """The Deployment's status from the pods of its ReplicaSets (`sets`)."""
     namespace = dep.key[0]
-    sets = [rs for rs in store.replicasets.values() if rs.deployment == dep.key]
     new_name = f"{dep.key[1]}-{objects.template_hash(dep.obj['spec']['template'])}"
     pods = [p for rs in sets for p in by_rs.get((namespace, rs.name), [])]
     updated = len(by_rs.get((namespace, new_name), []))

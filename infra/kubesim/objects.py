@@ -7,6 +7,7 @@ what happens and these decide only what it looks like.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -34,7 +35,12 @@ def safe_encode(text: str) -> str:
 
 def template_hash(template: Mapping[str, Any]) -> str:
     """Like controller.ComputeHash: FNV-32a of the template, its decimal form safe-encoded."""
-    canonical = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    return _hash_of(json.dumps(template, sort_keys=True, separators=(",", ":")).encode())
+
+
+@functools.lru_cache(maxsize=4096)
+def _hash_of(canonical: bytes) -> str:
+    # Every controller pass hashes every template: remember them (FNV in Python is slow).
     return safe_encode(str(fnv32a(canonical)))
 
 
