@@ -27,14 +27,22 @@ def utc_now() -> datetime:
 
 
 def build(
-    settings: Settings, clock: Clock = utc_now, log: logging.Logger | None = None
+    settings: Settings,
+    clock: Clock = utc_now,
+    log: logging.Logger | None = None,
+    *,
+    kube_timeout: float | None = None,
 ) -> Rebalancer:
-    """The service with production adapters; `clock` and `log` are for benchmarks and tests."""
+    """The service with production adapters; `clock`, `log` and `kube_timeout` (seconds per
+    Kubernetes API request, instead of the adapter's default) are for benchmarks and tests."""
     log = log if log is not None else logs.configure(settings.log_level)
     metrics = PrometheusClient(
         settings.prometheus_endpoint, settings.prometheus_timeout, token=settings.metrics_secret
     )
-    cluster = Cluster(api_client(settings), exclude_annotation=settings.exclude_annotation)
+    timeout = {} if kube_timeout is None else {"timeout": kube_timeout}
+    cluster = Cluster(
+        api_client(settings), exclude_annotation=settings.exclude_annotation, **timeout
+    )
     audit = AuditPublisher(settings.audit_topic) if settings.audit_topic else None
     return Rebalancer(settings, metrics, cluster, clock=clock, log=log, audit=audit)
 
