@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -62,12 +63,20 @@ class FakeCluster:
     listed: list[str] = field(default_factory=list)  # selectors pods were listed with
     pods_: list[PodInfo] = field(default_factory=list)
     version: int = 0
+    # Change the cluster behind the run's back (a rollout): after each removal, and before each
+    # read of the Deployment (with how many reads there were, this one included).
+    after_removal: Callable[[FakeCluster], None] | None = None
+    before_read: Callable[[FakeCluster, int], None] | None = None
+    deployment_reads: int = 0
 
     def __post_init__(self) -> None:
         if not self.pods_:
             self.pods_ = pods(self.names)
 
     def deployment(self, target: Target) -> Deployment | None:
+        self.deployment_reads += 1
+        if self.before_read is not None:
+            self.before_read(self, self.deployment_reads)
         if not self.exists:
             return None
         problem = "" if self.selector is not None else "the Deployment has an empty selector"
@@ -122,6 +131,8 @@ class FakeRemover:
         if pod in self.cluster.gone:
             return EvictionResult(pod, EvictionStatus.GONE, f'pods "{pod}" not found')
         self.cluster.removed.append(Removal(pod, uid, self.mode, self.dry_run))
+        if self.cluster.after_removal is not None:
+            self.cluster.after_removal(self.cluster)
         return EvictionResult(pod, EvictionStatus.EVICTED)
 
 

@@ -1,9 +1,11 @@
 """Removing the selected pods, in order, and what that amounts to: PDB refusals (HTTP 429) and
-API failures stop the run at once, with no retry loop; one mapping from removals to an Outcome."""
+API failures stop the run at once, with no retry loop; before each removal after the first the
+Deployment is read again, and a rollout, an exclusion or its disappearance stops the run too. One
+mapping from removals to an Outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pod_rebalancer.core.model import EvictionStatus, Plan, PodInfo, Reason, Target
@@ -20,12 +22,43 @@ class Removals:
     errors: dict[str, str] = field(default_factory=dict)
     blocked: bool = False  # a PodDisruptionBudget refused one
     failure: DependencyError | None = None  # the API failed; nothing more was sent
+    stopped: Reason | None = None  # the Deployment changed under the run; nothing more was sent
 
 
-def remove_in_order(remover: PodRemover, namespace: str, pods: Sequence[PodInfo]) -> Removals:
+# Asked before each removal after the first, with how many pods were gone after so far: why the
+# next one must not be sent (the Deployment re-read and judged), or None.
+Recheck = Callable[[int], Reason | None]
+
+_STOPPED = {
+    Reason.ROLLOUT_IN_PROGRESS: "the Deployment started rolling out, or lost replicas, after the "
+    "previous eviction",
+    Reason.EXCLUDED: "the Deployment was excluded after the previous eviction",
+    Reason.TARGET_NOT_FOUND: "the Deployment is gone",
+}
+
+
+def remove_in_order(
+    remover: PodRemover,
+    namespace: str,
+    pods: Sequence[PodInfo],
+    recheck: Recheck | None = None,
+) -> Removals:
     """Remove `pods` one after the other (busiest first), each with its UID as a precondition."""
     removals = Removals()
-    for pod in pods:
+    for index, pod in enumerate(pods):
+        if index and recheck is not None:
+            try:
+                stop = recheck(index)
+            except DependencyError as exc:
+                removals.errors[pod.name] = str(exc)
+                removals.failure = exc
+                break
+            if stop is not None:
+                why = _STOPPED.get(stop, "the Deployment changed")
+                for rest in pods[index:]:
+                    removals.errors[rest.name] = f"{stop.value}: not evicted: {why}"
+                removals.stopped = stop
+                break
         try:
             result = remover.remove(namespace, pod.name, pod.uid)
         except DependencyError as exc:
@@ -47,9 +80,10 @@ def remove_in_order(remover: PodRemover, namespace: str, pods: Sequence[PodInfo]
 def outcome_of(target: Target, plan: Plan, removals: Removals, *, dry_run: bool) -> Outcome:
     """The one mapping from removals to a result, for real runs and dry runs alike.
 
-    Nothing removed: a failed API is `failed` (retryable), a PDB refusal `eviction_blocked`,
-    pods that vanished or changed `partial`. Something removed: `rebalanced` (in a dry run
-    `would_rebalance`), `partial` if some removal did not go through.
+    Nothing removed: a failed API is `failed` (retryable), a PDB refusal `eviction_blocked`, a
+    Deployment that changed under the run its reason, pods that vanished or changed `partial`.
+    Something removed: `rebalanced` (in a dry run `would_rebalance`), `partial` if some removal
+    did not go through or was not sent; `errors` says why, per pod.
     """
     errors = dict(removals.errors)
     if not removals.removed:
@@ -63,7 +97,9 @@ def outcome_of(target: Target, plan: Plan, removals: Removals, *, dry_run: bool)
                 errors=errors,
                 retryable=True,
             )
-        reason = Reason.EVICTION_BLOCKED if removals.blocked else Reason.PARTIAL
+        reason = removals.stopped or (
+            Reason.EVICTION_BLOCKED if removals.blocked else Reason.PARTIAL
+        )
         return Outcome(target, dry_run, Action.SKIPPED, reason.value, plan, errors=errors)
     reason = Reason.PARTIAL if errors else plan.reason
     if dry_run:

@@ -2,8 +2,9 @@
 
 Per target, `_decide` gathers the facts and lets the core judge them: allowed → Deployment found
 → not cooling down or locked → not excluded, settled → pods all Ready → metrics → plan. Then `_act`
-runs the plan through the actuator chosen once for the run (dry or real): lock, remove in order,
-unlock, announce. Each outcome is logged and published as soon as it is decided.
+runs the plan through the actuator chosen once for the run (dry or real): lock, remove in order
+(the Deployment read again before each removal after the first), unlock, announce. Each outcome
+is logged and published as soon as it is decided.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pod_rebalancer.core import planner
 from pod_rebalancer.core.container import container_label
 from pod_rebalancer.core.model import Deployment, Plan, PodInfo, Reason, Target
 from pod_rebalancer.core.target_guards import (
+    changed_since,
     first_refusal,
     pod_selector,
     pods_not_ready,
@@ -180,8 +182,15 @@ class Rebalancer:
         if isinstance(hold, Reason):
             return Outcome(target, actuator.dry_run, Action.SKIPPED, hold.value, plan)
         removals = Removals()
+
+        def recheck(disrupted: int) -> Reason | None:
+            """The Deployment as it is now, against the one the plan was made for."""
+            now = self._cluster.deployment(target)
+            state = None if now is None else now.state
+            return changed_since(decision.deployment.state, state, disrupted)
+
         try:
-            removals = remove_in_order(actuator.remover, target.namespace, decision.chosen)
+            removals = remove_in_order(actuator.remover, target.namespace, decision.chosen, recheck)
         finally:
             actuator.unlock(hold, target, acted=bool(removals.removed))
         outcome = outcome_of(target, plan, removals, dry_run=actuator.dry_run)

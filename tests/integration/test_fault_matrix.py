@@ -137,6 +137,7 @@ STEPS = (
     Step("lease-update-release", "PUT", "lease"),
     Step("eviction-1", "POST", "eviction", {"count": 1}),
     Step("eviction-2", "POST", "eviction", {"after": 1, "count": 1}),
+    Step("deployment-reread", "GET", "deployment", {"after": 1}),
     Step("event-create", "POST", "events"),
 )
 FAULTS: dict[str, dict[str, Any]] = {
@@ -166,7 +167,7 @@ def step_expectation(step: Step, fault: str) -> Expect:
         if fault == "409":  # "the pod changed": skipped, the next one is evicted
             return PARTIAL_1
         return FAIL_FREE
-    if step.name == "eviction-2":
+    if step.name in ("eviction-2", "deployment-reread"):
         return PARTIAL_1
     return DONE  # event-create: best effort
 
@@ -295,6 +296,32 @@ SPECIAL_CASES = [
         check=replaced_pod_untouched,
     ),
     Case(
+        "rollout-between-evictions",
+        rules=({**EVICTION, "count": 1, "phase": "after", "action": "rollout"},),
+        expect=PARTIAL_1,
+        check=stopped_because("rollout_in_progress"),
+    ),
+    Case(
+        "excluded-between-evictions",
+        rules=(
+            {
+                **EVICTION,
+                "count": 1,
+                "phase": "after",
+                "action": "annotate",
+                "annotations": {"pod-rebalancer.io/exclude": "true"},
+            },
+        ),
+        expect=PARTIAL_1,
+        check=stopped_because("excluded"),
+    ),
+    Case(
+        "deployment-vanished-between-evictions",
+        rules=({"method": "GET", "path": PATHS["deployment"], "after": 1, "status": 404},),
+        expect=PARTIAL_1,
+        check=stopped_because("target_not_found"),
+    ),
+    Case(
         "lease-taken-before-create",
         rules=({**LEASE_POST, "count": 1, "action": "takeLease", "holder": OTHER},),
         expect=Expect(200, "skipped", "locked", 0, "other"),
@@ -397,6 +424,13 @@ EDGE_CASES = [
         rules=({**EVICTION, "count": 1, "status": 503},),
         expect=FAIL_FREE,
         edge="functions-framework",
+    ),
+    Case(
+        "ff-rollout-between-evictions",
+        rules=({**EVICTION, "count": 1, "phase": "after", "action": "rollout"},),
+        expect=PARTIAL_1,
+        edge="functions-framework",
+        check=stopped_because("rollout_in_progress"),
     ),
 ]
 

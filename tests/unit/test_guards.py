@@ -25,6 +25,7 @@ from pod_rebalancer.core.pod_guards import (
     too_young,
 )
 from pod_rebalancer.core.target_guards import (
+    changed_since,
     deployment_excluded,
     first_refusal,
     matches_any,
@@ -125,6 +126,41 @@ def test_settled_deployment_passes_every_deployment_guard() -> None:
 def test_reports_rollout_in_progress(state: DeploymentState) -> None:
     assert rollout_in_progress(state) is Reason.ROLLOUT_IN_PROGRESS
     assert first_refusal(state) is Reason.ROLLOUT_IN_PROGRESS
+
+
+@pytest.mark.parametrize(
+    ("now", "disrupted", "reason"),
+    [
+        (None, 1, Reason.TARGET_NOT_FOUND),
+        (settled(excluded=True), 1, Reason.EXCLUDED),
+        (settled(generation=8, observed_generation=8), 1, Reason.ROLLOUT_IN_PROGRESS),
+        (settled(generation=8), 1, Reason.ROLLOUT_IN_PROGRESS),  # not observed yet
+        (settled(replicas=4, updated_replicas=4), 1, Reason.ROLLOUT_IN_PROGRESS),  # scaled
+        (settled(updated_replicas=4), 1, Reason.ROLLOUT_IN_PROGRESS),  # more than we took
+        (settled(updated_replicas=7), 1, Reason.ROLLOUT_IN_PROGRESS),  # a surge
+        (settled(unavailable_replicas=2), 1, Reason.ROLLOUT_IN_PROGRESS),  # more than we took
+        (settled(updated_replicas=5, unavailable_replicas=1), 1, None),  # our own eviction
+        (settled(updated_replicas=4, unavailable_replicas=2), 2, None),
+        (settled(), 1, None),  # already replaced and Ready
+    ],
+    ids=[
+        "vanished",
+        "excluded",
+        "new_generation",
+        "generation_not_observed",
+        "scaled",
+        "updated_short",
+        "updated_over",
+        "unavailable",
+        "own_eviction",
+        "own_two_evictions",
+        "replaced",
+    ],
+)
+def test_changed_since_the_first_removal(
+    now: DeploymentState | None, disrupted: int, reason: Reason | None
+) -> None:
+    assert changed_since(settled(), now, disrupted) is reason
 
 
 def test_observed_generation_ahead_of_generation_counts_as_settled() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core.model import LeaseState, Target
+from pod_rebalancer.errors import KubernetesError
 from pod_rebalancer.locking import LOCK_TTL, lease_name
 from pod_rebalancer.report import Outcome
 from pod_rebalancer.service import Rebalancer
@@ -321,6 +322,66 @@ def test_pods_that_vanished_before_their_removal_are_partial(dry_run: bool) -> N
     cluster = cluster_of(gone={NAMES[0], NAMES[9]})
     outcome = run(service(cluster), dry_run=dry_run)
     assert (outcome.action.value, outcome.reason) == ("skipped", "partial")
+    assert set(outcome.errors) == {NAMES[0], NAMES[9]}
+
+
+def rolls_out(cluster: FakeCluster) -> None:
+    cluster.state = replace(cluster.state, generation=cluster.state.generation + 1)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (rolls_out, "rollout_in_progress"),
+        (lambda c: setattr(c, "state", replace(c.state, excluded=True)), "excluded"),
+        (lambda c: setattr(c, "exists", False), "target_not_found"),
+    ],
+    ids=["rollout", "excluded", "vanished"],
+)
+def test_a_deployment_changed_after_the_first_eviction_stops_the_run(
+    change: Any, reason: str
+) -> None:
+    cluster = cluster_of(after_removal=change)
+    outcome = run(service(cluster))
+    assert (outcome.action.value, outcome.reason) == ("rebalanced", "partial")
+    assert outcome.evicted == (NAMES[0],)
+    assert outcome.errors[NAMES[9]].startswith(f"{reason}: not evicted")
+    assert cluster.deployment_reads == 2  # once to decide, once before the second eviction
+    # Something was evicted: the cooldown stamp stays.
+    assert cluster.leases[lease_name(TARGET)].state.last_rebalance == NOW
+
+
+def test_our_own_eviction_does_not_count_as_a_rollout() -> None:
+    def evicted_one(cluster: FakeCluster) -> None:
+        cluster.state = replace(cluster.state, updated_replicas=9, unavailable_replicas=1)
+
+    cluster = cluster_of(after_removal=evicted_one)
+    outcome = run(service(cluster))
+    assert (outcome.action.value, outcome.reason) == ("rebalanced", "imbalance_confirmed")
+    assert outcome.evicted == (NAMES[0], NAMES[9])
+
+
+def test_a_failed_reread_stops_the_run_after_what_was_done() -> None:
+    def fails_second(cluster: FakeCluster, reads: int) -> None:
+        if reads > 1:
+            raise KubernetesError("Kubernetes API answered HTTP 503", 503)
+
+    cluster = cluster_of(before_read=fails_second)
+    outcome = run(service(cluster))
+    assert (outcome.action.value, outcome.reason) == ("rebalanced", "partial")
+    assert outcome.evicted == (NAMES[0],)
+    assert "HTTP 503" in outcome.errors[NAMES[9]]
+
+
+def test_a_rollout_seen_before_anything_was_evicted_is_the_reason_to_skip() -> None:
+    def rolls_out_on_second(cluster: FakeCluster, reads: int) -> None:
+        if reads == 2:
+            rolls_out(cluster)
+
+    cluster = cluster_of(gone={NAMES[0]}, before_read=rolls_out_on_second)
+    outcome = run(service(cluster))
+    assert (outcome.action.value, outcome.reason) == ("skipped", "rollout_in_progress")
+    assert cluster.removed == []
     assert set(outcome.errors) == {NAMES[0], NAMES[9]}
 
 

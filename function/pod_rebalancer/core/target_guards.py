@@ -62,6 +62,26 @@ def first_refusal(state: DeploymentState) -> Reason | None:
     return None
 
 
+def changed_since(
+    first: DeploymentState, now: DeploymentState | None, disrupted: int
+) -> Reason | None:
+    """Between two removals: why the next one must not be sent. The Deployment is gone, now
+    excluded, or rolling out — its spec moved on, the controller has not caught up, or more of its
+    replicas are missing or unavailable than the `disrupted` pods this run already went after."""
+    if now is None:
+        return Reason.TARGET_NOT_FOUND
+    if now.excluded:
+        return Reason.EXCLUDED
+    rolling = (
+        now.generation != first.generation
+        or now.observed_generation < now.generation
+        or now.replicas != first.replicas
+        or not now.replicas - disrupted <= now.updated_replicas <= now.replicas
+        or now.unavailable_replicas > disrupted
+    )
+    return Reason.ROLLOUT_IN_PROGRESS if rolling else None
+
+
 def pod_selector(
     deployment: Deployment, *, default_deployment: str, override: str | None
 ) -> str | None:
