@@ -68,6 +68,11 @@ class FakeCluster:
     after_removal: Callable[[FakeCluster], None] | None = None
     before_read: Callable[[FakeCluster, int], None] | None = None
     deployment_reads: int = 0
+    # Lease writes ("create", "replace") carried out whose answer is then lost: a timeout, or
+    # (with `retried`) the client's retry of the write conflicting with the write itself.
+    lost_answers: list[str] = field(default_factory=list)
+    retried: bool = False
+    lease_reads_fail: bool = False
 
     def __post_init__(self) -> None:
         if not self.pods_:
@@ -87,6 +92,8 @@ class FakeCluster:
         return list(self.pods_)
 
     def lease(self, namespace: str, name: str) -> Lease | None:
+        if self.lease_reads_fail:
+            raise KubernetesError("Kubernetes API unreachable (GET lease): timed out")
         return self.leases.get(name)
 
     def put_lease(self, namespace: str, name: str, state: LeaseState) -> Lease:
@@ -97,13 +104,23 @@ class FakeCluster:
         return lease
 
     def create_lease(self, namespace: str, name: str, state: LeaseState) -> Lease | None:
-        return None if name in self.leases else self.put_lease(namespace, name, state)
+        if name in self.leases:
+            return None
+        return self._answer("create", self.put_lease(namespace, name, state))
 
     def replace_lease(self, lease: Lease, state: LeaseState) -> Lease | None:
         current = self.leases.get(lease.name)
         if current is None or current.version != lease.version:
             return None
-        return self.put_lease(lease.namespace, lease.name, state)
+        return self._answer("replace", self.put_lease(lease.namespace, lease.name, state))
+
+    def _answer(self, write: str, done: Lease) -> Lease | None:
+        if write not in self.lost_answers:
+            return done
+        self.lost_answers.remove(write)
+        if self.retried:
+            return None  # the retry named the version the write itself replaced: 409
+        raise KubernetesError(f"Kubernetes API unreachable ({write} lease): read timed out")
 
     def remover(self, mode: EvictionMode, *, dry_run: bool) -> FakeRemover:
         return FakeRemover(self, mode, dry_run)

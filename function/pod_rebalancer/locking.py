@@ -3,6 +3,11 @@
 Acquiring replaces the Lease only if nobody changed it since it was read (resourceVersion), and
 stamps the rebalance time in the same write: of N concurrent invocations exactly one gets through,
 and the others then see the lock or the cooldown. The rules themselves are in core/cooldown.py.
+
+A write whose answer was lost (a timeout, a dropped connection, a 5xx after the fact) may still
+have been carried out — and a client that retries it then hears 409 for its own write. So after
+a failed or conflicting write the Lease is read back: if it names this invocation, the write went
+through. An acquire then holds the lock (and releases it as usual); a release knows it is done.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from datetime import datetime, timedelta
 
 from pod_rebalancer.core.cooldown import lease_refusal
 from pod_rebalancer.core.model import Lease, LeaseState, Reason, Target
+from pod_rebalancer.errors import DependencyError
 from pod_rebalancer.ports import LeaseStore
 
 LOCK_TTL = timedelta(minutes=5)  # far beyond one invocation; a crashed holder frees it by then
@@ -59,21 +65,38 @@ def acquire(
     state = LeaseState(
         holder=me, renewed_at=now, duration=LOCK_TTL, last_rebalance=now, selection=selection
     )
-    if current is None:
-        won = store.create_lease(target.namespace, name, state)
-    else:
-        won = store.replace_lease(current, state)
+    previous = current.state if current else None
+    try:
+        if current is None:
+            won = store.create_lease(target.namespace, name, state)
+        else:
+            won = store.replace_lease(current, state)
+    except DependencyError:
+        # The answer was lost, not necessarily the write: read it back before giving up.
+        mine = _held_by(store.lease(target.namespace, name), me)
+        if mine is None:
+            raise
+        return Held(mine, previous)
     if won is None:
-        # Lost the race: report what the winner left behind (normally the fresh cooldown).
+        # Lost the race, or a retry of our own write lost to the write itself.
         winner = store.lease(target.namespace, name)
+        mine = _held_by(winner, me)
+        if mine is not None:
+            return Held(mine, previous)
+        # Report what the winner left behind (normally the fresh cooldown).
         again = lease_refusal(winner.state if winner else None, me, now, cooldown)
         return again or Reason.LOCKED
-    return Held(won, current.state if current else None)
+    return Held(won, previous)
+
+
+def _held_by(lease: Lease | None, me: str) -> Lease | None:
+    return lease if lease is not None and lease.state.holder == me else None
 
 
 def release(store: LeaseStore, held: Held, now: datetime, acted: bool) -> bool:
-    """Free the lock. Keep the rebalance stamp if anything was evicted, else restore the old one,
-    so that the cooldown does not punish a run that did nothing."""
+    """Free the lock; False when it is left to expire. Keep the rebalance stamp if anything was
+    evicted, else restore the old one, so that the cooldown does not punish a run that did
+    nothing. DependencyError when the API failed and the lock may still be held."""
     kept = held.lease.state if acted else held.previous
     state = LeaseState(
         holder=None,
@@ -82,4 +105,16 @@ def release(store: LeaseStore, held: Held, now: datetime, acted: bool) -> bool:
         last_rebalance=kept.last_rebalance if kept else None,
         selection=kept.selection if kept else (),
     )
-    return store.replace_lease(held.lease, state) is not None
+    me = held.lease.state.holder or ""
+    try:
+        if store.replace_lease(held.lease, state) is not None:
+            return True
+    except DependencyError:
+        if _held_by(store.lease(held.lease.namespace, held.lease.name), me) is not None:
+            raise
+        return True  # the release went through; only its answer was lost
+    # A conflict: our own release, retried after a lost answer, or someone wrote meanwhile.
+    mine = _held_by(store.lease(held.lease.namespace, held.lease.name), me)
+    if mine is None:
+        return True
+    return store.replace_lease(mine, state) is not None

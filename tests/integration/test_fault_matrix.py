@@ -341,6 +341,19 @@ SPECIAL_CASES = [
         expect=Expect(200, "skipped", "cooldown", 0, "other"),
     ),
     Case(
+        "lease-create-answer-lost",
+        rules=({**LEASE_POST, "count": 1, "phase": "after", "delay": DELAY},),
+    ),
+    Case(
+        "lease-create-connection-dropped",
+        rules=({**LEASE_POST, "count": 1, "phase": "after", "drop": True},),
+    ),
+    Case(
+        "lease-update-acquire-answer-lost",
+        rules=({**LEASE_PUT, "count": 1, "phase": "after", "delay": DELAY},),
+        lease_before=True,
+    ),
+    Case(
         "lease-update-release-answer-lost",
         rules=({**LEASE_PUT, "count": 1, "phase": "after", "delay": DELAY},),
     ),
@@ -377,6 +390,11 @@ EDGE_CASES = [
         "cloudevent-eviction-2-503",
         rules=({**EVICTION, "after": 1, "count": 1, "status": 503},),
         expect=PARTIAL_1,
+        edge="cloudevent",
+    ),
+    Case(
+        "cloudevent-lease-create-answer-lost",
+        rules=({**LEASE_POST, "count": 1, "phase": "after", "delay": DELAY},),
         edge="cloudevent",
     ),
     Case(
