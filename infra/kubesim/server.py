@@ -157,10 +157,14 @@ class Simulator:
                     return early
             response = self._serve(request, route, attrs, query, exchange)
             if rule is not None and rule.phase == "after":
+                # Logged when it was done, before its answer is delayed or lost.
+                exchange.answer = _after_answer(rule)
+                self._log(request, query, route_name, exchange, started)
                 response = self._after(rule, request, attrs, exchange, response)
             return response
         finally:
-            self._log(request, query, route_name, exchange, started)
+            if not exchange.logged:
+                self._log(request, query, route_name, exchange, started)
 
     def _serve(
         self,
@@ -224,14 +228,9 @@ class Simulator:
         if rule.delay:
             time.sleep(rule.delay)
         if rule.drop:
-            exchange.answer = "dropped"
             raise DropConnection
         if rule.answers:
-            carried_out = exchange.status
-            injected = self._injected(rule, attrs, request.get_data(cache=True), exchange)
-            exchange.status = carried_out  # the log says what was done, `answer` what was said
-            return injected
-        exchange.answer = "late" if rule.delay else None
+            return self._injected(rule, attrs, request.get_data(cache=True), exchange)
         return response
 
     def _injected(
@@ -282,6 +281,7 @@ class Simulator:
         exchange: Exchange,
         started: float,
     ) -> None:
+        exchange.logged = True
         self.requests.append(
             {
                 "time": time.time(),
@@ -393,6 +393,15 @@ class Exchange:
     status: int = 500
     fault: int | None = None
     answer: str | None = None
+    logged: bool = False
+
+
+def _after_answer(rule: Rule) -> str | None:
+    if rule.drop:
+        return "dropped"
+    if rule.answers:
+        return "injected"
+    return "late" if rule.delay else None
 
 
 def _attributes(route: Route | None, match: re.Match[str] | None, verb: str) -> Attributes | None:
