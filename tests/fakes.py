@@ -58,6 +58,8 @@ class FakeCluster:
     blocked: set[str] = field(default_factory=set)  # removals answered with 429
     gone: set[str] = field(default_factory=set)  # removals answered with 404
     broken: set[str] = field(default_factory=set)  # removals that fail (HTTP 500)
+    lost: set[str] = field(default_factory=set)  # removals carried out, their answer lost
+    unreadable: bool = False  # whether a pod went cannot be told (the API is down)
     removed: list[Removal] = field(default_factory=list)
     events: list[EventNote] = field(default_factory=list)
     listed: list[str] = field(default_factory=list)  # selectors pods were listed with
@@ -142,7 +144,11 @@ class FakeRemover:
 
     def remove(self, namespace: str, pod: str, uid: str) -> EvictionResult:
         if pod in self.cluster.broken:
-            raise KubernetesError("Kubernetes API answered HTTP 500", 500)
+            raise KubernetesError("Kubernetes API answered HTTP 500", 500, unsure=True)
+        if pod in self.cluster.lost:
+            if not self.dry_run:
+                self.cluster.removed.append(Removal(pod, uid, self.mode, self.dry_run))
+            raise KubernetesError("Kubernetes API unreachable: read timed out", unsure=True)
         if pod in self.cluster.blocked:
             return EvictionResult(pod, EvictionStatus.BLOCKED, "would violate the PDB")
         if pod in self.cluster.gone:
@@ -151,6 +157,13 @@ class FakeRemover:
         if self.cluster.after_removal is not None:
             self.cluster.after_removal(self.cluster)
         return EvictionResult(pod, EvictionStatus.EVICTED)
+
+    def gone(self, namespace: str, pod: str, uid: str) -> bool:
+        if self.dry_run:
+            return False
+        if self.cluster.unreadable:
+            raise KubernetesError("Kubernetes API unreachable: connection refused", unsure=True)
+        return pod in {r.pod for r in self.cluster.removed}
 
 
 @dataclass

@@ -50,12 +50,24 @@ class MetricsError(DependencyError):
 
 
 class KubernetesError(DependencyError):
+    """`unsure`: the request may have been carried out all the same — its answer was lost (a
+    timeout, a dropped connection) or was a server error. A write that failed so may have
+    happened; one refused with a 4xx did not."""
+
     dependency = "kubernetes"
 
-    def __init__(self, message: str, status: int | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        reason: str | None = None,
+        *,
+        unsure: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
+        self.unsure = unsure
 
 
 class SecretsError(DependencyError):

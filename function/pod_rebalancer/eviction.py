@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pod_rebalancer.core.model import EvictionStatus, Plan, PodInfo, Reason, Target
-from pod_rebalancer.errors import DependencyError
+from pod_rebalancer.errors import DependencyError, KubernetesError
 from pod_rebalancer.ports import PodRemover
 from pod_rebalancer.report import DEPENDENCY_UNAVAILABLE, Action, Outcome
 
@@ -23,6 +23,13 @@ class Removals:
     blocked: bool = False  # a PodDisruptionBudget refused one
     failure: DependencyError | None = None  # the API failed; nothing more was sent
     stopped: Reason | None = None  # the Deployment changed under the run; nothing more was sent
+    # Removals whose answer was lost and whose effect could not be checked: maybe removed.
+    unsure: list[str] = field(default_factory=list)
+
+    @property
+    def acted(self) -> bool:
+        """Whether anything may have been removed (and the cooldown stamp must stay)."""
+        return bool(self.removed or self.unsure)
 
 
 # Asked before each removal after the first, with how many pods were gone after so far: why the
@@ -63,8 +70,8 @@ def remove_in_order(
             result = remover.remove(namespace, pod.name, pod.uid)
         except DependencyError as exc:
             # Fail closed: nothing more is removed once the API misbehaves.
-            removals.errors[pod.name] = str(exc)
             removals.failure = exc
+            _after_failure(removals, remover, namespace, pod=pod, exc=exc, rest=pods[index + 1 :])
             break
         if result.status is EvictionStatus.EVICTED:
             removals.removed.append(pod.name)
@@ -75,6 +82,38 @@ def remove_in_order(
             removals.blocked = True
             break
     return removals
+
+
+def _after_failure(
+    removals: Removals,
+    remover: PodRemover,
+    namespace: str,
+    *,
+    pod: PodInfo,
+    exc: DependencyError,
+    rest: Sequence[PodInfo],
+) -> None:
+    """A removal failed. If the API may have carried it out all the same (its answer was lost),
+    look whether the pod went: then it counts as removed, and the pods after it are reported
+    as not sent. If that cannot be told either, the removal is unsure."""
+    if not (isinstance(exc, KubernetesError) and exc.unsure):
+        removals.errors[pod.name] = str(exc)
+        return
+    try:
+        went = remover.gone(namespace, pod.name, pod.uid)
+    except DependencyError as check:
+        removals.errors[pod.name] = f"{exc}; whether it was evicted is unknown ({check})"
+        removals.unsure.append(pod.name)
+        return
+    if not went:
+        removals.errors[pod.name] = str(exc)
+        return
+    removals.removed.append(pod.name)
+    for later in rest:
+        removals.errors[later.name] = (
+            f"not evicted: the run stopped after the API lost its answer to {pod.name}'s "
+            f"removal ({exc})"
+        )
 
 
 def outcome_of(target: Target, plan: Plan, removals: Removals, *, dry_run: bool) -> Outcome:

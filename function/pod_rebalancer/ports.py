@@ -37,6 +37,9 @@ class PodRemover(Protocol):
     """Removes one pod, by eviction or deletion, for real or as a server-side dry run."""
 
     def remove(self, namespace: str, pod: str, uid: str) -> EvictionResult: ...
+    def gone(self, namespace: str, pod: str, uid: str) -> bool:
+        """Whether the pod `uid` is gone or terminating: for a removal whose answer was lost."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,7 +192,7 @@ class Rebalancer:
         try:
             removals = remove_in_order(actuator.remover, target.namespace, decision.chosen, recheck)
         finally:
-            actuator.unlock(hold, target, acted=bool(removals.removed))
+            actuator.unlock(hold, target, acted=removals.acted)
         outcome = outcome_of(target, plan, removals, dry_run=actuator.dry_run)
         actuator.announce(decision.deployment, outcome)
         return outcome

@@ -358,9 +358,23 @@ SPECIAL_CASES = [
         rules=({**LEASE_PUT, "count": 1, "phase": "after", "delay": DELAY},),
     ),
     Case(
+        "eviction-1-answer-lost",
+        rules=({**EVICTION, "count": 1, "phase": "after", "delay": DELAY},),
+        expect=PARTIAL_1,
+    ),
+    Case(
+        "eviction-1-connection-dropped-after",
+        rules=({**EVICTION, "count": 1, "phase": "after", "drop": True},),
+        expect=PARTIAL_1,
+    ),
+    Case(
         "eviction-1-connection-dropped-before",
         rules=({**EVICTION, "count": 1, "drop": True},),
         expect=FAIL_FREE,
+    ),
+    Case(
+        "eviction-2-answer-lost",
+        rules=({**EVICTION, "after": 1, "count": 1, "phase": "after", "delay": DELAY},),
     ),
 ]
 
@@ -674,7 +688,7 @@ def call_edge(
         report = handle_lambda(body, None, runtime)
         return 200, only_result(report), "returned"
     except RetryableError as exc:
-        return 503, {}, f"raised RetryableError ({str(exc)[:60]}...)"
+        return 503, {}, f"raised {type(exc).__name__} (delivered again)"
     finally:
         for service in built:
             service.close()

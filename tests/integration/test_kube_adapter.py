@@ -133,6 +133,39 @@ def test_eviction_removes_the_pod_and_the_replicaset_replaces_it(cluster: Cluste
     wait_until(replaced, timeout=10, what="the evicted pod replaced by a Ready one")
 
 
+def test_gone_tells_whether_a_pod_went_after_a_lost_answer(cluster: Cluster) -> None:
+    first, second = cluster.pods(NS, "app=web")[:2]
+    evict = cluster.remover("evict", dry_run=False)
+    assert evict.gone(NS, first.name, first.uid) is False
+    assert evict.remove(NS, first.name, first.uid).status is EvictionStatus.EVICTED
+    assert evict.gone(NS, first.name, first.uid) is True  # terminating, or already gone
+    assert evict.gone(NS, second.name, "another-uid") is True  # replaced under its name
+    assert cluster.remover("evict", dry_run=True).gone(NS, second.name, second.uid) is False
+
+
+@pytest.mark.parametrize(
+    ("fault", "unsure"),
+    [
+        ({"status": 403}, False),
+        ({"status": 429}, False),
+        ({"status": 500}, True),
+        ({"status": 504}, True),
+        ({"drop": True}, True),
+        ({"phase": "after", "drop": True}, True),
+        ({"delay": 3}, True),
+    ],
+    ids=["403", "429", "500", "504", "dropped", "dropped-after", "slower-than-timeout"],
+)
+def test_a_failed_write_says_whether_it_may_have_happened(
+    cluster: Cluster, sim: KubeSim, fault: dict[str, object], unsure: bool
+) -> None:
+    sim.set_fault(path=f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases", **fault)
+    now = datetime.now(UTC)
+    with pytest.raises(KubernetesError) as caught:
+        cluster.create_lease(NS, "unsure", LeaseState("me", now, timedelta(minutes=5), now))
+    assert caught.value.unsure is unsure
+
+
 def test_delete_mode_honours_the_uid_precondition(cluster: Cluster) -> None:
     pod = cluster.pods(NS, "app=web")[0]
     delete = cluster.remover("delete", dry_run=False)

@@ -385,6 +385,41 @@ def test_a_rollout_seen_before_anything_was_evicted_is_the_reason_to_skip() -> N
     assert set(outcome.errors) == {NAMES[0], NAMES[9]}
 
 
+def test_a_removal_whose_answer_was_lost_counts_if_the_pod_went() -> None:
+    cluster = cluster_of(lost={NAMES[0]})
+    outcome = run(service(cluster))
+    assert (outcome.action.value, outcome.reason) == ("rebalanced", "partial")
+    assert outcome.evicted == (NAMES[0],)  # what happened, although its answer was lost
+    assert outcome.errors[NAMES[9]].startswith("not evicted: the run stopped")
+    assert removed(cluster) == [NAMES[0]]  # nothing more sent once the API misbehaved
+    assert cluster.leases[lease_name(TARGET)].state.last_rebalance == NOW  # the stamp stays
+
+
+def test_the_last_removal_whose_answer_was_lost_is_a_full_rebalance() -> None:
+    cluster = cluster_of(lost={NAMES[9]})
+    outcome = run(service(cluster))
+    assert (outcome.action.value, outcome.reason) == ("rebalanced", "imbalance_confirmed")
+    assert outcome.evicted == (NAMES[0], NAMES[9])
+
+
+def test_a_lost_removal_that_cannot_be_checked_fails_but_keeps_the_cooldown() -> None:
+    cluster = cluster_of(lost={NAMES[0]}, unreadable=True)
+    outcome = run(service(cluster))
+    assert (outcome.action.value, outcome.reason) == ("failed", "dependency_unavailable")
+    assert outcome.retryable is True
+    assert "whether it was evicted is unknown" in outcome.errors[NAMES[0]]
+    # It may have been evicted: a retry must meet the cooldown, not evict again.
+    lease = cluster.leases[lease_name(TARGET)].state
+    assert (lease.holder, lease.last_rebalance) == (None, NOW)
+
+
+def test_a_dry_run_removal_whose_answer_was_lost_removed_nothing() -> None:
+    cluster = cluster_of(lost={NAMES[0]})
+    outcome = run(service(cluster), dry_run=True)
+    assert (outcome.action.value, outcome.reason) == ("failed", "dependency_unavailable")
+    assert cluster.removed == []
+
+
 def test_metrics_failure_is_retryable_and_does_nothing() -> None:
     cluster, metrics = cluster_of(), metrics_of()
     metrics.fail = True

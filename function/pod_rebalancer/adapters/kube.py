@@ -281,10 +281,15 @@ class Cluster:
             raw = response.read()  # type: ignore[no-untyped-call]
         except ApiException as exc:
             raise KubernetesError(
-                f"Kubernetes API {method} {path} failed: {exc.reason or exc}", exc.status
+                f"Kubernetes API {method} {path} failed: {exc.reason or exc}",
+                exc.status,
+                unsure=not 400 <= (exc.status or 0) < 500,
             ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubernetesError(f"Kubernetes API unreachable ({method} {path}): {exc}") from exc
+            # Sent, perhaps carried out, but no answer came back (or none could be read).
+            raise KubernetesError(
+                f"Kubernetes API unreachable ({method} {path}): {exc}", unsure=True
+            ) from exc
         status = int(response.status)
         try:
             parsed = json.loads(raw) if raw else None
@@ -292,6 +297,7 @@ class Cluster:
             raise KubernetesError(
                 f"Kubernetes API {method} {path} answered HTTP {status} with a non-JSON body",
                 status,
+                unsure=True,
             ) from exc
         if status not in expect:
             reason = parsed.get("reason") if isinstance(parsed, dict) else None
@@ -300,6 +306,7 @@ class Cluster:
                 f"{_status_message(parsed) or 'no message'}",
                 status,
                 reason,
+                unsure=status >= 500,
             )
         return _Answer(status, parsed)
 
@@ -427,3 +434,25 @@ class PodWriter:
         if answer.status == 404:
             return EvictionResult(pod, EvictionStatus.GONE, message)
         return EvictionResult(pod, EvictionStatus.CHANGED, message)
+
+    def gone(self, namespace: str, pod: str, uid: str) -> bool:
+        """Whether the pod `uid` is gone or on its way out (terminating), for a removal whose
+        answer was lost. A dry run removes nothing, so it never asks."""
+        if self._dry_run:
+            return False
+        answer = self._cluster.call(
+            "GET",
+            f"/api/v1/namespaces/{_q(namespace)}/pods",
+            query={"fieldSelector": f"metadata.name={pod}"},
+        )
+        try:
+            items = answer.body["items"] or ()
+            still = [
+                item
+                for item in items
+                if item["metadata"].get("uid") == uid
+                and not item["metadata"].get("deletionTimestamp")
+            ]
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise KubernetesError(f"unreadable pod list in {namespace}: {exc!r}") from exc
+        return not still
