@@ -62,6 +62,7 @@ MAX_PODS = 2
 KUBE_TIMEOUT = 0.8  # seconds per Kubernetes API request
 METRICS_TIMEOUT = "500ms"
 DELAY = 2.0  # beyond either timeout
+RUN_BUDGET = 10.0  # seconds: generous next to the timeouts, far below a platform's time limit
 WEBHOOK = "fault-matrix-token"
 OTHER = "another-invocation"
 OLD_STAMP = datetime.now(UTC) - timedelta(hours=2)  # the previous rebalance of `lease_before`
@@ -375,6 +376,45 @@ SPECIAL_CASES = [
     Case(
         "eviction-2-answer-lost",
         rules=({**EVICTION, "after": 1, "count": 1, "phase": "after", "delay": DELAY},),
+    ),
+]
+
+# A server asking the client to come back later: the run must not sit waiting (its platform would
+# kill it mid-run), the trigger retries it.
+RETRY_AFTER = 20  # seconds
+SPECIAL_CASES += [
+    Case(
+        "deployment-get-503-retry-after",
+        rules=(
+            {
+                "method": "GET",
+                "path": PATHS["deployment"],
+                "status": 503,
+                "retryAfter": RETRY_AFTER,
+            },
+        ),
+        expect=FAIL,
+        informed=False,
+    ),
+    Case(
+        "pods-later-page-429-retry-after",
+        rules=(
+            {
+                "method": "GET",
+                "path": PATHS["pods"],
+                "after": 1,
+                "status": 429,
+                "retryAfter": RETRY_AFTER,
+            },
+        ),
+        big=True,
+        expect=FAIL,
+        informed=False,
+    ),
+    Case(
+        "lease-update-release-429-retry-after",
+        rules=({**LEASE_PUT, "status": 429, "retryAfter": RETRY_AFTER},),
+        expect=replace(DONE, lease="ours"),
     ),
 ]
 
@@ -760,10 +800,12 @@ def test_fault(
         fault = dict(case.metrics)
         fault["pods"] = [pods[i] for i in fault.get("pods", ())]
         proxy.set_fault(match=f'namespace="{case.namespace}"', **fault)
+    started = time.monotonic()
     try:
         status, result, edge_note = call_edge(
             case, settings_for(case, proxy), lambda: request.getfixturevalue("function")
         )
+        took = time.monotonic() - started
     finally:
         sim.clear_faults()
         proxy.clear_faults()
@@ -793,6 +835,7 @@ def test_fault(
         "reason": result.get("reason"),
         "errors": result.get("errors", {}),
         "removed": len(removed),
+        "seconds": round(took, 2),
         "lease": lease,
         "stamped": stamped,
         "consistent": consistent,
@@ -802,6 +845,7 @@ def test_fault(
     table.rows.append(row)
 
     # What must hold in every case.
+    assert took < RUN_BUDGET, f"the run took {took:.1f} s"
     assert status != 500
     assert len(removed) <= MAX_PODS
     if not case.informed:

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 from kubernetes.client import ApiClient, Configuration
+from urllib3.util.retry import Retry
 
 from pod_rebalancer.config import Settings
 from pod_rebalancer.errors import ConfigError, KubernetesError
@@ -33,7 +34,11 @@ GKE_SCOPES = (
     "https://www.googleapis.com/auth/userinfo.email",
 )
 EKS_TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105  (a format prefix, not a secret)
-CLIENT_RETRIES = 1
+# One retry, for a dropped connection or a timed-out idempotent request, and never a wait for a
+# Retry-After header: the client would sleep for as long as the server says, and a run stalled
+# past its platform's time limit is killed mid-way. A server that asks for time gets it from the
+# trigger (Alertmanager, Pub/Sub, Lambda), which retries the whole run later.
+CLIENT_RETRIES = Retry(total=1, respect_retry_after_header=False)
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 EKS_TOKEN_REUSE_SECONDS = 10 * 60  # tokens are accepted for 15 minutes; renew well before
 
@@ -61,8 +66,8 @@ def api_client(settings: Settings) -> ApiClient:
         "kubeconfig": _kubeconfig,
     }
     configuration = builders[mode](settings)
-    # One retry for a dropped connection; beyond that the trigger (Alertmanager, Pub/Sub) retries
-    # the whole run, which is safe because nothing is done on partial information.
+    # Beyond one retry the trigger retries the whole run, which is safe because nothing is done
+    # on partial information.
     configuration.retries = CLIENT_RETRIES
     return ApiClient(configuration)
 
