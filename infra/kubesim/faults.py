@@ -53,6 +53,7 @@ from infra.kubesim.status import (
     already_exists,
     bad_request,
     conflict,
+    expired_continue,
     generic,
     internal_error,
     not_found,
@@ -232,6 +233,8 @@ def injected_error(rule: Rule, attrs: Attributes | None, user: User | None, body
             err = already_exists(resource, group, name)
         else:
             err = conflict(resource, group, name, OPTIMISTIC_LOCK_MESSAGE)
+    elif code == 410:
+        err = expired_continue()
     elif code == 429:
         message = "the server has received too many requests and has asked us to try again later"
         err = too_many_requests(message, rule.retry_after, [])

@@ -183,6 +183,20 @@ def too_many_requests(message: str, retry_after: int, causes: list[dict[str, str
     )
 
 
+def expired_continue() -> ApiError:
+    """410 Gone for a `continue` token older than etcd's compaction (storage.NewResourceExpired)."""
+    return ApiError(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. You "
+        "can start a new list without the continue parameter, or use the continue token in this "
+        "response to retrieve the remainder of the results. Continuing with the provided token "
+        "results in an inconsistent list - objects that were created, modified, or deleted "
+        "between the time the first chunk was returned and now may show up in the list.",
+        details(),
+    )
+
+
 def internal_error(why: str) -> ApiError:
     return ApiError(
         500,

@@ -91,6 +91,7 @@ class Case:
     big: bool = False  # the 520-pod Deployment
     edge: str = "http"  # http | cloudevent | lambda | functions-framework
     metrics_down: bool = False
+    dry_run: bool = False  # the request asks for a dry run
     check: Callable[[Observed], None] | None = None
 
     @property
@@ -418,6 +419,77 @@ SPECIAL_CASES += [
     ),
 ]
 
+# Answers of the wrong shape, and a list whose continue token expired mid-way.
+SPECIAL_CASES += [
+    Case(
+        "pods-later-page-410-expired",
+        rules=({"method": "GET", "path": PATHS["pods"], "after": 1, "status": 410},),
+        big=True,
+        expect=FAIL,
+        informed=False,
+    ),
+    Case(
+        "deployment-get-wrong-shape",
+        rules=({"method": "GET", "path": PATHS["deployment"], "body": {"kind": "Deployment"}},),
+        expect=FAIL,
+        informed=False,
+    ),
+    Case(
+        "pods-first-page-wrong-shape",
+        rules=({"method": "GET", "path": PATHS["pods"], "body": {"items": "none"}},),
+        expect=FAIL,
+        informed=False,
+    ),
+    Case(
+        "eviction-1-html-502",
+        rules=(
+            {
+                **EVICTION,
+                "count": 1,
+                "status": 502,
+                "body": "<html><body>502 Bad Gateway</body></html>",
+                "contentType": "text/html",
+            },
+        ),
+        expect=FAIL_FREE,
+    ),
+    Case(
+        "metrics-most-pods-missing",
+        metrics={"kind": "missing", "pods": [1, 2, 3, 4, 5, 7]},
+        expect=Expect(200, "skipped", "too_few_pods", 0, "none"),
+    ),
+]
+
+# A dry run walks the same path; it never takes the Lease, whatever fails.
+DRY = Expect(200, "would_rebalance", "partial", 0, "none")
+SPECIAL_CASES += [
+    Case(
+        "dry-run-eviction-1-503",
+        rules=({**EVICTION, "count": 1, "status": 503},),
+        dry_run=True,
+        expect=FAIL,
+    ),
+    Case(
+        "dry-run-eviction-1-answer-lost",
+        rules=({**EVICTION, "count": 1, "phase": "after", "delay": DELAY},),
+        dry_run=True,
+        expect=FAIL,
+    ),
+    Case(
+        "dry-run-eviction-2-429",
+        rules=({**EVICTION, "after": 1, "count": 1, "status": 429},),
+        dry_run=True,
+        expect=DRY,
+    ),
+    Case(
+        "dry-run-rollout-between-evictions",
+        rules=({**EVICTION, "count": 1, "phase": "after", "action": "rollout"},),
+        dry_run=True,
+        expect=DRY,
+        check=stopped_because("rollout_in_progress"),
+    ),
+]
+
 # The same faults through the other edges: a retryable failure raises there.
 EDGE_CASES = [
     Case(
@@ -685,7 +757,9 @@ def call_edge(
     case: Case, settings: Settings, function: Callable[[], FunctionServer]
 ) -> tuple[int, dict[str, Any], str]:
     """Run the case through its edge: (status, the target's result, what the caller sees)."""
-    body = {"namespace": case.namespace, "deployment": case.deployment}
+    body: dict[str, Any] = {"namespace": case.namespace, "deployment": case.deployment}
+    if case.dry_run:
+        body["dry_run"] = True
     built: list[Rebalancer] = []
     runtime = runtime_for(settings, built)
     try:

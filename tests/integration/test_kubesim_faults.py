@@ -215,13 +215,14 @@ def test_after_lets_the_first_requests_through_and_count_limits(
     evict(core, victims[2])  # count 1: the third goes through again
     (rule,) = sim.faults()
     assert (rule["seen"], rule["applied"], rule["exhausted"]) == (2, 1, True)
-    # A later page of a list: only the request carrying `continue` fails.
-    sim.set_fault(path=f"/api/v1/namespaces/{NS}/pods", method="GET", after=1, status=503)
+    # A later page of a list: only the request carrying `continue` fails, as an expired token.
+    sim.set_fault(path=f"/api/v1/namespaces/{NS}/pods", method="GET", after=1, status=410)
     first = core.list_namespaced_pod(NS, label_selector="app=after", limit=1)
-    with pytest.raises(ApiException):
+    with pytest.raises(ApiException) as later:
         core.list_namespaced_pod(
             NS, label_selector="app=after", limit=1, _continue=first.metadata._continue
         )
+    assert (later.value.status, status_of(later.value)["reason"]) == (410, "Expired")
 
 
 def test_phase_after_carries_the_write_out_and_loses_the_answer(
