@@ -1,7 +1,7 @@
 """terraform/kubernetes-rbac. The rules live in a provider-less submodule that Terraform evaluates
 here and that must equal infra/kubernetes/rbac.yaml (pods delete only in delete mode, Deployments
 list only for sweeps). The kubernetes provider is not available offline, so the rest of the module
-is checked statically."""
+and the examples' rbac/ roots are checked statically."""
 
 from __future__ import annotations
 
@@ -113,3 +113,35 @@ def test_subjects_are_users_or_groups_and_namespaces_concrete() -> None:
     assert 'startswith(var.subject.name, "system:")' in subject_checks
     (namespace_check,) = variables["namespaces"]["validation"]
     assert "regex" in namespace_check["condition"]
+
+
+@pytest.mark.parametrize(
+    ("root", "cloud_module", "subject_kind"),
+    [("examples/gke", "gcp", "User")],
+)
+def test_each_example_applies_the_module_from_its_own_rbac_root(
+    root: str, cloud_module: str, subject_kind: str
+) -> None:
+    """The rbac/ root takes exactly the cloud root's rbac_inputs output as its variables."""
+    rbac_root = module(f"{root}/rbac")
+    inputs = module(cloud_module).outputs()["rbac_inputs"]["value"]
+    assert set(rbac_root.variables()) == set(inputs)
+    assert inputs["subject"]["kind"] == subject_kind
+    call = next(block.body for block in rbac_root.blocks("module") if block.name == "rbac")
+    assert call == {
+        "source": "../../../kubernetes-rbac",
+        "namespaces": "${var.namespaces}",
+        "eviction_mode": "${var.eviction_mode}",
+        "sweep": "${var.sweep}",
+        "subject": "${var.subject}",
+    }
+    # The cloud-side root needs its cloud provider only.
+    cloud_root = module(root)
+    assert "kubernetes" not in cloud_root.text()
+
+
+def test_no_cluster_credential_is_kept_in_rbac_state() -> None:
+    """The kubernetes provider gets short-lived credentials that never enter state."""
+    gke = module("examples/gke/rbac")
+    assert "gke-gcloud-auth-plugin" in gke.text()
+    assert "google_client_config" not in gke.text()

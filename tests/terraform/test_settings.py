@@ -185,3 +185,9 @@ def test_invalid_settings_fail_at_plan_time(
     error = evaluate(evaluator, SETTINGS, {"settings": {**MINIMAL, field: value}}, ["environment"])
     assert isinstance(error, str)
     assert message in " ".join(error.split())
+
+
+def test_the_cloud_modules_take_the_same_settings_type() -> None:
+    names = ("settings", "gcp")
+    types = {name: module(name).variables()["settings"]["type"] for name in names}
+    assert types["gcp"] == types["settings"]

@@ -18,9 +18,11 @@ from tests.terraform.tf import (
 )
 
 LAYOUT = {
+    "gcp": {"versions.tf", "variables.tf", "main.tf", "triggers.tf", "iam.tf", "outputs.tf"},
     "kubernetes-rbac": {"versions.tf", "variables.tf", "main.tf", "outputs.tf"},
 }
 PRIMARY = {
+    "gcp": "google_cloudfunctions2_function",
     "kubernetes-rbac": "kubernetes_role_v1",
 }
 
@@ -53,7 +55,7 @@ def test_one_file_per_concern_and_the_primary_resource_is_main(name: str) -> Non
 
 
 # The rules submodule and the rbac/ roots are documented by their parents' READMEs.
-@pytest.mark.parametrize("name", ["settings", "kubernetes-rbac"])
+@pytest.mark.parametrize("name", ["settings", "gcp", "kubernetes-rbac", "examples/gke"])
 def test_every_module_and_example_has_a_readme(name: str) -> None:
     assert (TERRAFORM_DIR / name / "README.md").is_file()
 
