@@ -1,7 +1,9 @@
-"""The least-privilege allow-list: every IAM grant the modules may make, with its reason; compared
-with the modules by test_iam_allowlist.py."""
+"""The least-privilege allow-list: every IAM grant the modules may make, with its reason. The static
+test (test_iam_allowlist.py) and the applied one against moto (test_aws.py) both compare with it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 RUNTIME = "${google_service_account.main.member}"
 TRIGGER = "${google_service_account.trigger.member}"
@@ -64,3 +66,76 @@ FORBIDDEN_GCP_ROLES = (
     "roles/owner", "roles/editor", "roles/viewer", "roles/container.developer",
     "roles/container.admin", "roles/container.clusterAdmin", "roles/iam.serviceAccountUser",
 )  # fmt: skip
+
+# (policy document, sid) -> actions and resources (as written in HCL); "*" only where AWS has no
+# resource-level permission, each case in STAR_RESOURCES with its reason.
+AWS_STATEMENTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("main", "WriteOwnLogs"): {
+        "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "resources": ["${aws_cloudwatch_log_group.main.arn}:*"],
+    },
+    ("main", "DescribeOwnCluster"): {
+        "actions": ["eks:DescribeCluster"],
+        "resources": ["${local.cluster_arn}"],
+    },
+    ("main", "ReadWebhookToken"): {
+        "actions": ["secretsmanager:GetSecretValue"],
+        "resources": ["${aws_secretsmanager_secret.webhook_token.arn}"],
+    },
+    ("main", "SendToDeadLetterQueue"): {
+        "actions": ["sqs:SendMessage"],
+        "resources": ["${local.dead_letter_queue_arn}"],
+    },
+    ("main", "CreateNetworkInterfaces"): {
+        "actions": ["ec2:CreateNetworkInterface"],
+        "resources": (
+            "${concat([local.eni_arn], [for id in statement.value.subnet_ids : "
+            '"arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/${id}"], '
+            "[for id in statement.value.security_group_ids : "
+            '"arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/${id}"])}'
+        ),
+    },
+    ("main", "ManageNetworkInterfaces"): {
+        "actions": [
+            "ec2:DeleteNetworkInterface",
+            "ec2:AssignPrivateIpAddresses",
+            "ec2:UnassignPrivateIpAddresses",
+        ],
+        "resources": ["${local.eni_arn}"],
+    },
+    ("main", "DescribeNetworkInterfaces"): {
+        "actions": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+        "resources": ["*"],
+    },
+    ("scheduler", "InvokeFunction"): {
+        "actions": ["lambda:InvokeFunction"],
+        "resources": ["${aws_lambda_function.main.arn}"],
+    },
+    ("scheduler", "SendToDeadLetterQueue"): {
+        "actions": ["sqs:SendMessage"],
+        "resources": ["${local.dead_letter_queue_arn}"],
+    },
+}
+STAR_RESOURCES = {
+    ("main", "DescribeNetworkInterfaces"): (
+        "EC2 Describe actions support no resource-level permissions; Lambda needs them to manage "
+        "the function's network interfaces, and only when var.vpc is set"
+    ),
+}
+# Statements present only with the optional VPC attachment, or only without an explicit endpoint.
+CONDITIONAL = {
+    ("main", "DescribeOwnCluster"): "${local.lookup_eks ? [1] : []}",
+    ("main", "CreateNetworkInterfaces"): "${var.vpc == null ? [] : [var.vpc]}",
+    ("main", "ManageNetworkInterfaces"): "${var.vpc == null ? [] : [1]}",
+    ("main", "DescribeNetworkInterfaces"): "${var.vpc == null ? [] : [1]}",
+}
+ASSUME_ROLE = {
+    "assume_lambda": "lambda.amazonaws.com",
+    "assume_scheduler": "scheduler.amazonaws.com",
+}
+AWS_IAM_RESOURCES = {
+    "aws_iam_role.main",
+    "aws_iam_role.scheduler",
+    "aws_iam_role_policy.main",
+    "aws_iam_role_policy.scheduler",
+}

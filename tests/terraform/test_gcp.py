@@ -1,5 +1,6 @@
 """terraform/gcp, read as data: no Google provider is available offline, so what matters is checked
-in the parsed HCL (the settings mapping it uses is evaluated for real in test_settings.py)."""
+in the parsed HCL (the settings mapping it uses is evaluated for real in test_settings.py, and the
+schedule body expression, shared with the AWS module, is applied against moto in test_aws.py)."""
 
 from __future__ import annotations
 
@@ -74,11 +75,9 @@ def test_one_scheduler_job_per_target_publishing_the_manual_body() -> None:
     schedules_type = GCP.variables()["schedules"]["type"]
     for field in ("schedule", "time_zone", "namespace", "deployment", "dry_run", "sweep"):
         assert f"{field} =" in schedules_type, field
-    assert GCP.locals()["schedule_bodies"] == (
-        "${{for key, job in var.schedules : key => {for field, value in {namespace = "
-        "job.namespace, deployment = job.deployment, dry_run = job.dry_run, sweep = job.sweep} "
-        ": field => value if value != null}}}"
-    )
+    # The very expression the AWS module uses for its schedules' input, applied in test_aws.py.
+    aws_locals = module("aws").locals()
+    assert GCP.locals()["schedule_bodies"] == aws_locals["schedule_inputs"]
 
 
 def test_secrets_are_mounted_files_of_version_latest_never_environment_variables() -> None:

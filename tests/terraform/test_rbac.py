@@ -117,7 +117,7 @@ def test_subjects_are_users_or_groups_and_namespaces_concrete() -> None:
 
 @pytest.mark.parametrize(
     ("root", "cloud_module", "subject_kind"),
-    [("examples/gke", "gcp", "User")],
+    [("examples/gke", "gcp", "User"), ("examples/eks", "aws", "Group")],
 )
 def test_each_example_applies_the_module_from_its_own_rbac_root(
     root: str, cloud_module: str, subject_kind: str
@@ -142,6 +142,9 @@ def test_each_example_applies_the_module_from_its_own_rbac_root(
 
 def test_no_cluster_credential_is_kept_in_rbac_state() -> None:
     """The kubernetes provider gets short-lived credentials that never enter state."""
+    eks = module("examples/eks/rbac")
+    assert any(block.type == "aws_eks_cluster_auth" for block in eks.blocks("ephemeral"))
+    assert not any(block.type == "aws_eks_cluster_auth" for block in eks.blocks("data"))
     gke = module("examples/gke/rbac")
     assert "gke-gcloud-auth-plugin" in gke.text()
     assert "google_client_config" not in gke.text()

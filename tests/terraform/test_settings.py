@@ -188,6 +188,6 @@ def test_invalid_settings_fail_at_plan_time(
 
 
 def test_the_cloud_modules_take_the_same_settings_type() -> None:
-    names = ("settings", "gcp")
+    names = ("settings", "gcp", "aws")
     types = {name: module(name).variables()["settings"]["type"] for name in names}
-    assert types["gcp"] == types["settings"]
+    assert types["gcp"] == types["settings"] == types["aws"]

@@ -19,10 +19,12 @@ from tests.terraform.tf import (
 
 LAYOUT = {
     "gcp": {"versions.tf", "variables.tf", "main.tf", "triggers.tf", "iam.tf", "outputs.tf"},
+    "aws": {"versions.tf", "variables.tf", "main.tf", "triggers.tf", "iam.tf", "outputs.tf"},
     "kubernetes-rbac": {"versions.tf", "variables.tf", "main.tf", "outputs.tf"},
 }
 PRIMARY = {
     "gcp": "google_cloudfunctions2_function",
+    "aws": "aws_lambda_function",
     "kubernetes-rbac": "kubernetes_role_v1",
 }
 
@@ -55,7 +57,9 @@ def test_one_file_per_concern_and_the_primary_resource_is_main(name: str) -> Non
 
 
 # The rules submodule and the rbac/ roots are documented by their parents' READMEs.
-@pytest.mark.parametrize("name", ["settings", "gcp", "kubernetes-rbac", "examples/gke"])
+@pytest.mark.parametrize(
+    "name", ["settings", "gcp", "aws", "kubernetes-rbac", "examples/gke", "examples/eks"]
+)
 def test_every_module_and_example_has_a_readme(name: str) -> None:
     assert (TERRAFORM_DIR / name / "README.md").is_file()
 

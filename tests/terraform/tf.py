@@ -20,8 +20,8 @@ from hcl2 import SerializationOptions
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO / "terraform"
-MODULES = ("settings", "gcp", "kubernetes-rbac", "kubernetes-rbac/rules")
-EXAMPLES = ("examples/gke", "examples/gke/rbac")
+MODULES = ("settings", "gcp", "aws", "kubernetes-rbac", "kubernetes-rbac/rules")
+EXAMPLES = ("examples/gke", "examples/gke/rbac", "examples/eks", "examples/eks/rbac")
 _HCL = SerializationOptions(
     strip_string_quotes=True, explicit_blocks=False, preserve_heredocs=False
 )
