@@ -56,3 +56,29 @@ package-lambda: $(STAMP)
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# --- Terraform ------------------------------------------------------------------------------
+# checkov lives in its own venv: its dependency pins fight the project's boto3/botocore pins.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+.PHONY: checkov terraform-fmt
+setup: $(CHECKOV_STAMP)
+lint: terraform-fmt
+
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework terraform -d terraform
+
+terraform-fmt:
+	TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive terraform
+
+.PHONY: clean-checkov
+clean: clean-checkov
+clean-checkov:
+	rm -rf $(CHECKOV_VENV)
