@@ -5,6 +5,7 @@ schedule body expression, shared with the AWS module, is applied against moto in
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import yaml
@@ -37,7 +38,10 @@ def test_two_functions_from_one_source_zip_named_by_its_md5() -> None:
     assert "${filemd5(var.source_zip)}" in source["name"]
     assert source["source"] == "${var.source_zip}"
     variables = GCP.variables()
-    assert variables["runtime"]["default"] == "python311"
+    # The runtime the tests run is the runtime deployed.
+    assert (
+        variables["runtime"]["default"] == f"python{sys.version_info.major}{sys.version_info.minor}"
+    )
     for name in ("available_memory", "timeout_seconds", "max_instance_count"):
         assert "default" in variables[name], name
 

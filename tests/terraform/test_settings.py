@@ -65,6 +65,7 @@ PLATFORM = {
     "WEBHOOK_TOKEN_FILE": "gcp: the mounted webhook_token secret",
     "PROMETHEUS_BEARER_TOKEN_FILE": "gcp: the mounted prometheus_bearer_token secret",
     "WEBHOOK_HMAC_SECRET_FILE": "gcp: the mounted webhook_hmac_secret secret",
+    "WEBHOOK_TOKEN_SECRET_ARN": "aws: the webhook token's Secrets Manager secret",
 }
 # Settings no module exposes, on purpose.
 NOT_EXPOSED = {
@@ -137,11 +138,11 @@ def test_every_value_reaches_the_function_as_set(
 ) -> None:
     settings = settings_from(environment(evaluator, FULL), monkeypatch)
     assert settings.prometheus_timeout.total_seconds() == 45
-    assert settings.container == "consumer"
+    assert settings.container_name == "consumer"
     assert settings.kube_label_selector == "app=ingestion-consumer"
     assert settings.metrics_time_window.total_seconds() == 600
     assert settings.imbalance_statistic.value == "cv"
-    assert settings.cpu_variance_threshold == 0.5
+    assert settings.imbalance_threshold == 0.5
     assert (settings.min_pods_required, settings.max_pods_to_delete) == (4, 3)
     assert settings.min_improvement_percent == 20
     assert settings.pod_age_minimum.total_seconds() == 1800
