@@ -4,16 +4,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov lives in its own venv: its dependency pins fight the project's boto3/botocore pins.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager openssl
+RELIABILITY := build/reliability
 export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
 
-.PHONY: setup system-packages demo demo-alert test lint pytest unit integration bench package package-lambda clean
+.PHONY: setup system-packages demo demo-alert test lint terraform-fmt checkov pytest unit \
+	integration reliability bench package package-lambda clean
 
-setup: $(STAMP) system-packages
+setup: $(STAMP) $(CHECKOV_STAMP) system-packages
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $@
 
 system-packages:
@@ -27,11 +38,17 @@ demo-alert: setup
 
 test: setup lint pytest
 
-lint: $(STAMP)
+lint: $(STAMP) terraform-fmt
 	$(BIN)/ruff check function tests infra bench
 	$(BIN)/ruff format --check function tests infra bench
 	$(BIN)/mypy function infra bench
 	$(BIN)/lint-imports
+
+terraform-fmt:
+	TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive terraform
+
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework terraform -d terraform
 
 pytest: setup
 	$(BIN)/python -m pytest -q
@@ -41,6 +58,18 @@ unit: $(STAMP)
 
 integration: setup
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
+
+# The reliability suites with the long fuzz profile, then one summary table (README, Reliability).
+# pytest's own status is not the verdict: the table script fails if any test failed or any
+# figure that must be zero is not.
+reliability: setup
+	rm -rf $(RELIABILITY) && mkdir -p $(RELIABILITY)
+	RELIABILITY_REPORT_DIR=$(CURDIR)/$(RELIABILITY) HYPOTHESIS_PROFILE=reliability \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --junitxml=$(RELIABILITY)/junit.xml \
+		tests/integration/test_fault_matrix.py tests/unit/test_fuzz_*.py \
+		tests/integration/test_fuzz_*.py tests/e2e/test_secrets.py tests/e2e/test_load.py \
+		|| true
+	$(BIN)/python infra/scripts/reliability.py $(RELIABILITY)
 
 bench: setup
 	$(BIN)/python bench/bench_core.py
@@ -54,5 +83,5 @@ package-lambda: $(STAMP)
 	$(BIN)/python infra/scripts/package.py --kind lambda build/lambda.zip
 
 clean:
-	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from infra.stack.moto import Moto, start_moto
-from infra.stack.processes import setting_names
+from infra.stack.processes import REPO, setting_names
 from infra.stack.victoria import VictoriaMetrics
 
 # Bounded for `make test`; `make reliability` runs the long profile (HYPOTHESIS_PROFILE).
@@ -66,3 +68,19 @@ def moto(session_dir: Path) -> Iterator[Moto]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def lambda_package(session_dir: Path) -> Path:
+    """The Lambda zip, built once per session by `make package-lambda`'s command."""
+    out = session_dir / "lambda.zip"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "infra/scripts/package.py"), "--kind", "lambda", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    print(done.stdout.strip())
+    return out

@@ -17,13 +17,14 @@ TEST_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 class Moto:
     url: str
     server: ServerProcess
+    region: str = REGION
 
     def session(self, **credentials: str) -> Any:
         import boto3  # noqa: PLC0415  (only the tests that talk to AWS pay for it)
 
         keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
         keys.update(credentials)
-        return boto3.session.Session(region_name=REGION, **keys)
+        return boto3.session.Session(region_name=self.region, **keys)
 
     def client(self, service: str, **credentials: str) -> Any:
         return self.session(**credentials).client(service, endpoint_url=self.url)
@@ -32,10 +33,10 @@ class Moto:
         self.server.stop()
 
 
-def start_moto(workdir: Path) -> Moto:
+def start_moto(workdir: Path, region: str = REGION) -> Moto:
     port = free_port()
     argv = [venv_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     server = ServerProcess(f"moto-{port}", argv, workdir)
     url = f"http://127.0.0.1:{port}"
     server.wait_http(f"{url}/moto-api/data.json")
-    return Moto(url, server)
+    return Moto(url, server, region)

@@ -9,8 +9,6 @@ import base64
 import importlib.metadata
 import json
 import shutil
-import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ import pytest
 from infra.kubesim.launcher import KubeSim
 from infra.stack.lambda_runtime import LambdaProcess, Result, RuntimeApi
 from infra.stack.moto import ACCOUNT, TEST_KEYS, Moto
-from infra.stack.processes import REPO, free_port
+from infra.stack.processes import free_port
 from infra.stack.series import cpu_counters
 from infra.stack.victoria import VictoriaMetrics
 from tests.kube import REBALANCER_RULES, deployment, scenario
@@ -38,20 +36,10 @@ MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def package(workdir: Path) -> Path:
-    """`make package-lambda`'s command, then the zip unpacked as Lambda unpacks it."""
-    out = workdir / "lambda.zip"
-    done = subprocess.run(
-        [sys.executable, str(REPO / "infra/scripts/package.py"), "--kind", "lambda", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    print(done.stdout.strip())
+def package(lambda_package: Path, workdir: Path) -> Path:
+    """The zip unpacked as Lambda unpacks it."""
     task_root = workdir / "task"
-    with zipfile.ZipFile(out) as archive:
+    with zipfile.ZipFile(lambda_package) as archive:
         archive.extractall(task_root)
     return task_root
 

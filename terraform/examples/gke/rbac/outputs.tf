@@ -1,0 +1,4 @@
+output "roles" {
+  description = "The Roles created, as namespace/name."
+  value       = module.rbac.roles
+}

@@ -1,0 +1,34 @@
+# These are the keys of the parent root's rbac_inputs output:
+#   terraform -chdir=.. output -json rbac_inputs > inputs.auto.tfvars.json
+
+variable "namespaces" {
+  description = "Namespaces the function may act in: a Role and a RoleBinding in each."
+  type        = list(string)
+}
+
+variable "eviction_mode" {
+  description = "The function's EVICTION_MODE (pods delete is granted only for delete)."
+  type        = string
+}
+
+variable "sweep" {
+  description = "Whether sweeps are used (Deployments list)."
+  type        = bool
+}
+
+variable "subject" {
+  description = "The function's Google service account, as a Kubernetes User."
+  type = object({
+    kind = string
+    name = string
+  })
+}
+
+variable "cluster" {
+  description = "The GKE cluster: project, location and name."
+  type = object({
+    project  = string
+    location = string
+    name     = string
+  })
+}
