@@ -41,7 +41,8 @@ def list_pods(
             and selectors.field_matches(fields, p.obj, selectors.POD_FIELDS)
         ]
 
-    return store.page("PodList", "v1", select, limit, continue_token)
+    query = (namespace, label_selector, field_selector)
+    return store.page("PodList", "v1", select, limit, continue_token, query)
 
 
 def get(store: Store, namespace: str, name: str) -> Obj:

@@ -9,13 +9,14 @@ import json
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from infra.kubesim import objects, selectors
 from infra.kubesim.load import ConsumerGroup
-from infra.kubesim.status import bad_request, conflict
+from infra.kubesim.status import bad_request, conflict, expired_continue
 
 Key = tuple[str, str]  # (namespace, name)
 Obj = dict[str, Any]
@@ -98,6 +99,29 @@ def _no_controllers(now: float) -> None:
     pass
 
 
+# A paged list's selection lives this long (etcd's compaction interval, after which a continue
+# token of that revision answers 410), and this many at once (the oldest expires first).
+SNAPSHOT_SECONDS = 300.0
+SNAPSHOTS = 64
+
+
+@dataclass
+class Snapshot:
+    """The selection of a paged list at its first page: later pages slice it (O(page)), so the
+    pages form one list whatever happens in between, as a list at one resourceVersion does.
+    Items are the live objects: their membership is the first page's, their content current."""
+
+    items: list[Obj]
+    positions: dict[str, int]  # an item's key (namespace/name) -> its index
+    taken: float
+
+
+def item_key(obj: Obj) -> str:
+    """Where an item sits in its list: its storage key below the resource's prefix."""
+    meta = obj["metadata"]
+    return f"{meta.get('namespace', '')}/{meta['name']}"
+
+
 class Store:
     """All objects and counters; callers hold `lock` for every read and write."""
 
@@ -117,6 +141,8 @@ class Store:
         # Run after every write that controllers react to (the cluster wires in their status
         # sync), as watches wake kube-controller-manager; the REST modules never import them.
         self.after_write: Callable[[float], None] = _no_controllers
+        self.snapshot_seconds = SNAPSHOT_SECONDS
+        self.snapshots: OrderedDict[tuple[Hashable, ...], Snapshot] = OrderedDict()
 
     def next_rv(self) -> str:
         self.rv += 1
@@ -143,21 +169,32 @@ class Store:
         select: Callable[[], list[Obj]],
         limit: int | None = None,
         continue_token: str | None = None,
+        query: tuple[Hashable, ...] = (),
     ) -> Obj:
         """A List of `select()` (every match, in key order), one page of `limit` at a time.
 
-        Each page selects afresh and starts after the token's key. A consistent paged list would
-        keep the selection per token's resourceVersion here and answer 410 Gone once it expires.
+        The first page selects and, if the list goes on, keeps the selection under its
+        resourceVersion: a `continue` token names that revision and the key after which its page
+        starts, so each later page costs O(page) as on a real server, and a token whose
+        selection has expired (or was never this store's) answers 410 Expired. `query` tells
+        lists of the same kind apart (namespace, selectors).
         """
-        rv = str(self.rv)
-        metadata: dict[str, Any] = {"resourceVersion": rv}
-        items = select()
+        metadata: dict[str, Any] = {}
         if continue_token:
-            start = ContinueToken.decode(continue_token).start
-            items = [i for i in items if i["metadata"]["name"] > start]
+            token = ContinueToken.decode(continue_token)
+            snapshot = self._snapshot((kind, *query, token.rv))
+            position = snapshot.positions.get(token.start)
+            if position is None:
+                raise expired_continue()  # a token this list never handed out
+            items, rv = snapshot.items[position + 1 :], token.rv
+        else:
+            items, rv = select(), self.rv
+        metadata["resourceVersion"] = str(rv)
         if limit and limit > 0 and len(items) > limit:
-            token = ContinueToken(int(rv), items[limit - 1]["metadata"]["name"])
-            metadata["continue"] = token.encode()
+            if not continue_token:
+                positions = {item_key(item): index for index, item in enumerate(items)}
+                self._keep((kind, *query, rv), Snapshot(items, positions, self.clock()))
+            metadata["continue"] = ContinueToken(rv, item_key(items[limit - 1])).encode()
             metadata["remainingItemCount"] = len(items) - limit
             items = items[:limit]
         return {
@@ -166,6 +203,21 @@ class Store:
             "metadata": metadata,
             "items": [objects.without_type_meta(i) for i in items],
         }
+
+    def _keep(self, key: tuple[Hashable, ...], snapshot: Snapshot) -> None:
+        self.snapshots[key] = snapshot
+        while len(self.snapshots) > SNAPSHOTS:
+            self.snapshots.popitem(last=False)
+
+    def _snapshot(self, key: tuple[Hashable, ...]) -> Snapshot:
+        now = self.clock()
+        for old, kept in list(self.snapshots.items()):
+            if now - kept.taken >= self.snapshot_seconds:
+                del self.snapshots[old]
+        snapshot = self.snapshots.get(key)
+        if snapshot is None:
+            raise expired_continue()
+        return snapshot
 
 
 @dataclass(frozen=True)
@@ -187,7 +239,7 @@ class ContinueToken:
             start = str(token["start"]).rstrip("\x00")
         except (ValueError, KeyError, TypeError) as exc:
             raise bad_request("continue key is not valid: illegal base64 data") from exc
-        rv = token.get("rv")  # not checked yet: every page is served from the live store
+        rv = token.get("rv")
         return cls(rv if isinstance(rv, int) else 0, start)
 
 

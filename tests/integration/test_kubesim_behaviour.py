@@ -32,6 +32,7 @@ from infra.kubesim.metrics import VictoriaWriter
 from infra.kubesim.patch import JSON_PATCH, STRATEGIC
 from infra.kubesim.rest import DeleteOptions
 from infra.kubesim.server import Simulator
+from infra.kubesim.status import ApiError
 from infra.stack.victoria import VictoriaMetrics
 from tests.kube import ALL_RULES, FakeClock
 
@@ -927,3 +928,61 @@ def test_same_named_deployments_in_two_namespaces_keep_their_own_status(
             status = apps.read_namespaced_deployment(DEP, namespace).status
             assert status.replicas == status.updated_replicas == 4
             assert not status.unavailable_replicas
+
+
+# ---------------------------------------------------------------------- pods: paged lists
+
+
+PAGED = f"app={DEP}"
+
+
+def paged() -> Local:
+    return local(scenario(replicas=7, min_available=None))
+
+
+def test_later_pages_come_from_the_first_pages_selection() -> None:
+    sim = paged()
+    first = sim.cluster.list_pods(NS, label_selector=PAGED, limit=3)
+    names = [p["metadata"]["name"] for p in first["items"]]
+    token = first["metadata"]["continue"]
+    assert first["metadata"]["remainingItemCount"] == 4
+    # Between pages: one pod of the list goes, and its replacement arrives.
+    gone = sim.cluster.list_pods(NS, label_selector=PAGED)["items"][-1]["metadata"]["name"]
+    sim.cluster.delete_pod(NS, gone, DeleteOptions(grace=0))
+    sim.after(1.0)
+    while token:
+        page = sim.cluster.list_pods(NS, label_selector=PAGED, limit=3, continue_token=token)
+        assert page["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+        names += [p["metadata"]["name"] for p in page["items"]]
+        token = page["metadata"].get("continue")
+    # The list is the one of the first page's revision: seven pods, the deleted one included,
+    # its replacement not, each once.
+    assert len(names) == len(set(names)) == 7
+    assert gone in names
+    assert set(names) != set(sim.pod_names(PAGED))
+
+
+def test_a_continue_token_expires_with_its_selection_as_a_compacted_revision_does() -> None:
+    sim = paged()
+    first = sim.cluster.list_pods(NS, label_selector=PAGED, limit=3)
+    sim.after(299.0)
+    again = sim.cluster.list_pods(
+        NS, label_selector=PAGED, limit=3, continue_token=first["metadata"]["continue"]
+    )
+    sim.after(2.0)
+    with pytest.raises(ApiError) as caught:
+        sim.cluster.list_pods(
+            NS, label_selector=PAGED, limit=3, continue_token=again["metadata"]["continue"]
+        )
+    assert (caught.value.code, caught.value.reason) == (410, "Expired")
+    assert "too old to display a consistent list result" in caught.value.message
+
+
+def test_a_token_of_another_list_is_refused_as_expired() -> None:
+    sim = paged()
+    first = sim.cluster.list_pods(NS, label_selector=PAGED, limit=3)
+    with pytest.raises(ApiError) as caught:
+        sim.cluster.list_pods(
+            NS, label_selector="app=other", limit=3, continue_token=first["metadata"]["continue"]
+        )
+    assert caught.value.code == 410
