@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -88,18 +89,93 @@ def make_target(namespace: str, deployment: str) -> Target:
 
 def _validation_error(exc: ValidationError) -> RequestError:
     error = exc.errors()[0]
-    loc = ".".join(str(p) for p in error.get("loc", ())) or "body"
-    return RequestError(loc, str(error.get("msg", "invalid")))
+    return RequestError(field_path(error.get("loc", ())), str(error.get("msg", "invalid")))
+
+
+class _DuplicateKeys(dict[str, Any]):
+    """An object that named `key` more than once (marked while decoding, found afterwards)."""
+
+    key = ""
+
+
+def _non_finite(literal: str) -> float:
+    raise ValueError(f"{literal} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a number")
+    return value
 
 
 def decode_json(raw: bytes | str) -> Any:
-    """JSON, or a RequestError naming the body: invalid text, invalid UTF-8, or nesting so deep
-    that the decoder gives up (RecursionError) are all the sender's problem."""
+    """Strict JSON (RFC 8259), or a RequestError naming the body or the duplicated key.
+
+    UTF-8 only (json.loads would guess UTF-16 and UTF-32 too), no NaN or Infinity literals and no
+    number that overflows to one, and no key twice in an object: parsers disagree on which of two
+    values wins, so a proxy or a signature checker could read a different request than we do.
+    Nesting so deep that the decoder gives up is the sender's problem too.
+    """
     try:
-        return json.loads(raw)
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise RequestError("body", f"is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    duplicates = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal duplicates
+        result = dict(items)
+        if len(result) == len(items):
+            return result
+        duplicates = True
+        marked = _DuplicateKeys(result)
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                marked.key = key
+                break
+            seen.add(key)
+        return marked
+
+    try:
+        value = json.loads(
+            text, object_pairs_hook=pairs, parse_constant=_non_finite, parse_float=_finite
+        )
     except (ValueError, RecursionError) as exc:
         problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise RequestError("body", f"is not valid JSON: {problem}") from exc
+    if duplicates:
+        path = _duplicate_path(value)
+        raise RequestError(path, "is given more than once in the same object (duplicate key)")
+    return value
+
+
+def _duplicate_path(value: Any) -> str:
+    """Where the first duplicated key is, as a dotted path like pydantic's (`alerts.0.labels.x`)."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, _DuplicateKeys):
+            return field_path((*path, node.key))
+        if isinstance(node, dict):
+            stack.extend((v, (*path, k)) for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((v, (*path, str(i))) for i, v in reversed(list(enumerate(node))))
+    return "body"
+
+
+MAX_FIELD_SEGMENT = 64
+
+
+def field_path(parts: Iterable[object]) -> str:
+    """A field's dotted path for an error message, each part clipped: keys come from the sender,
+    and an error must not echo a megabyte-long one."""
+    clipped = []
+    for part in parts:
+        text = str(part)
+        clipped.append(text if len(text) <= MAX_FIELD_SEGMENT else text[:MAX_FIELD_SEGMENT] + "...")
+    return ".".join(clipped) or "body"
 
 
 def is_alertmanager(body: Any) -> bool:

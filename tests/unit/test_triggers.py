@@ -9,7 +9,7 @@ import pytest
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core.model import Target
 from pod_rebalancer.errors import RequestError
-from pod_rebalancer.triggers import is_alertmanager, parse_body
+from pod_rebalancer.triggers import decode_json, is_alertmanager, parse_body
 
 SETTINGS = Settings(
     prometheus_endpoint="http://metrics.invalid",
@@ -144,3 +144,50 @@ def test_manual_body_defaults_and_dry_run() -> None:
     assert parse_body({"dry_run": True}, {}, SETTINGS).dry_run is True
     assert parse_body(None, {"dry_run": "1"}, SETTINGS).dry_run is True
     assert parse_body({"dry_run": False}, {"dry_run": "true"}, SETTINGS).dry_run is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"namespace": "kube-system", "namespace": "posthog"}', "namespace"),
+        (b'{"dry_run": true, "dry_run": false}', "dry_run"),
+        (
+            b'{"version": "4", "status": "firing", "alerts": [{}, {"status": "firing", '
+            b'"labels": {"namespace": "a", "namespace": "b"}}]}',
+            "alerts.1.labels.namespace",
+        ),
+    ],
+    ids=["namespace", "dry_run", "nested-label"],
+)
+def test_a_key_given_twice_is_refused_naming_it(raw: bytes, field: str) -> None:
+    # Parsers disagree on which value wins; a signature checker or a proxy could see the other.
+    with pytest.raises(RequestError) as caught:
+        decode_json(raw)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"NaN",
+        b'{"dry_run": Infinity}',
+        b'{"truncatedAlerts": -Infinity}',
+        b'{"truncatedAlerts": 1e999}',
+        '{"namespace": "kube-system"}'.encode("utf-16"),
+        '{"namespace": "kube-system"}'.encode("utf-32"),
+        b'{"namespace": "\xff"}',
+        b'\xef\xbb\xbf{"namespace": "kube-system"}',
+    ],
+    ids=["nan", "infinity", "-infinity", "overflow", "utf-16", "utf-32", "bad-byte", "bom"],
+)
+def test_only_strict_utf8_json_is_read(raw: bytes) -> None:
+    with pytest.raises(RequestError) as caught:
+        decode_json(raw)
+    assert caught.value.field == "body"
+
+
+def test_escaped_text_of_any_code_point_is_still_json() -> None:
+    assert decode_json(b'{"a": "\\u0000\\ud800\\u00e9", "b": [1.5e300, -0]}') == {
+        "a": "\x00\ud800\u00e9",
+        "b": [1.5e300, 0],
+    }
