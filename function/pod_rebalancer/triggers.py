@@ -165,17 +165,15 @@ def _duplicate_path(value: Any) -> str:
     return "body"
 
 
-MAX_FIELD_SEGMENT = 64
+def clip(text: str | None, size: int = 64) -> str:
+    """A sender's value for a message, cut short: an error must not echo a megabyte of it."""
+    text = text or ""
+    return text if len(text) <= size else text[:size] + "..."
 
 
 def field_path(parts: Iterable[object]) -> str:
-    """A field's dotted path for an error message, each part clipped: keys come from the sender,
-    and an error must not echo a megabyte-long one."""
-    clipped = []
-    for part in parts:
-        text = str(part)
-        clipped.append(text if len(text) <= MAX_FIELD_SEGMENT else text[:MAX_FIELD_SEGMENT] + "...")
-    return ".".join(clipped) or "body"
+    """A field's dotted path for an error message, each part clipped (keys come from the sender)."""
+    return ".".join(clip(str(part)) for part in parts) or "body"
 
 
 def is_alertmanager(body: Any) -> bool:

@@ -20,7 +20,7 @@ from pod_rebalancer.errors import ConfigError, DependencyError, RequestError
 from pod_rebalancer.logs import get_logger
 from pod_rebalancer.report import Outcome
 from pod_rebalancer.runtime import Runtime
-from pod_rebalancer.triggers import decode_json, parse_body
+from pod_rebalancer.triggers import clip, decode_json, parse_body
 
 MAX_BODY = 1024 * 1024
 SIGNATURE_MAX_SKEW = 300.0  # seconds
@@ -41,6 +41,21 @@ class HttpRequest:
     @property
     def mimetype(self) -> str:
         return self.header("content-type").partition(";")[0].strip().lower()
+
+    @property
+    def charset(self) -> str | None:
+        """The Content-Type's charset parameter, lower case, or None when none is given."""
+        for parameter in self.header("content-type").split(";")[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "charset":
+                return value.strip().strip('"').lower()
+        return None
+
+    @property
+    def encoding(self) -> str:
+        """The Content-Encoding, lower case; "" when the body is sent as it is."""
+        encoding = self.header("content-encoding").strip().lower()
+        return "" if encoding == "identity" else encoding
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +133,22 @@ def read_body(request: HttpRequest) -> bytes | None:
     return None if len(data) > MAX_BODY else data
 
 
+def unsupported_media(request: HttpRequest, raw: bytes) -> HttpResponse | None:
+    """A 415 for a non-empty body that is not UTF-8 JSON by its headers, else None."""
+    if not raw.strip():
+        return None
+    mimetype = request.mimetype
+    if not (mimetype == "application/json" or mimetype.endswith("+json")):
+        return error(415, f"Content-Type must be application/json, not {clip(mimetype)!r}")
+    if request.charset not in (None, "utf-8", "utf8"):
+        return error(415, f"charset {clip(request.charset)!r} is not supported; use utf-8")
+    return None
+
+
 def handle(request: HttpRequest, runtime: Runtime) -> HttpResponse:
     log = get_logger()
     if request.method.upper() != "POST":
-        return error(405, f"method {request.method} not allowed; use POST")
+        return error(405, f"method {clip(request.method)} not allowed; use POST")
     try:
         settings = runtime.settings()
     except ConfigError as exc:
@@ -135,19 +162,22 @@ def handle(request: HttpRequest, runtime: Runtime) -> HttpResponse:
         return error(503, f"cannot verify the token now: {exc.dependency} unavailable")
     if not admitted:
         return error(401, "missing or wrong bearer token")
+    if request.encoding:
+        # Nothing here inflates a body, so that no compressed bomb can pass the 1 MiB limit; the
+        # senders this serves (Alertmanager, Grafana, Cloud Scheduler, curl) send plain JSON.
+        return error(
+            415, f"Content-Encoding {clip(request.encoding)!r} is not supported; send JSON"
+        )
     raw = read_body(request)
     if raw is None:
         return error(413, f"body larger than {MAX_BODY} bytes")
     if not signed(request, raw, settings, runtime.now().timestamp()):
         return error(401, "missing or wrong body signature")
-    body: Any = None
+    refusal = unsupported_media(request, raw)
+    if refusal is not None:
+        return refusal
     try:
-        if raw.strip():
-            mimetype = request.mimetype
-            if not (mimetype == "application/json" or mimetype.endswith("+json")):
-                return error(415, f"Content-Type must be application/json, not {mimetype!r}")
-            body = decode_json(raw)
-        run_request = parse_body(body, request.query, settings)
+        run_request = parse_body(decode_json(raw) if raw.strip() else None, request.query, settings)
     except RequestError as exc:
         return error(400, str(exc), field=exc.field)
     try:
