@@ -35,7 +35,7 @@ def rebalance(request: flask.Request) -> flask.Response:
         web.HttpRequest(
             method=request.method,
             headers={name.lower(): value for name, value in request.headers.items()},
-            query={name: request.args[name] for name in request.args},
+            query=list(request.args.items(multi=True)),
             read=request.stream.read,
             content_length=request.content_length,
         ),

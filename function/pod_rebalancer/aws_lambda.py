@@ -14,7 +14,7 @@ import binascii
 import io
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 from pod_rebalancer.core.times import parse_time
 from pod_rebalancer.errors import ConfigError, RequestError
@@ -49,12 +49,7 @@ def function_url(event: dict[str, Any], runtime: Runtime) -> HttpResponse:
     else:
         # Lone surrogates survive, so that the JSON decoder refuses them by name (a 400).
         data = raw.encode("utf-8", "surrogatepass")
-    query = {
-        name: values[0]
-        for name, values in parse_qs(
-            str(event.get("rawQueryString") or ""), keep_blank_values=True
-        ).items()
-    }
+    query = parse_qsl(str(event.get("rawQueryString") or ""), keep_blank_values=True)
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     request = HttpRequest(
         method=str(event["requestContext"]["http"].get("method", "")),

@@ -67,6 +67,27 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+QUERY_PARAMETERS = ("dry_run",)
+
+
+def query_args(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The query string: only parameters the contract knows, each at most once.
+
+    A typo such as `?dryrun=true` is refused as one in the body is, not ignored (the call would
+    run for real); and which of two `dry_run` values counts differs between proxies and
+    frameworks, so a repeated one is refused too.
+    """
+    args: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in QUERY_PARAMETERS:
+            known = ", ".join(QUERY_PARAMETERS)
+            raise RequestError(clip(name) or "query", f"is not a query parameter (only {known})")
+        if name in args:
+            raise RequestError(name, "is given more than once in the query string")
+        args[name] = value
+    return args
+
+
 def query_flag(args: Mapping[str, str], name: str) -> bool | None:
     raw = args.get(name)
     if raw is None:
@@ -76,7 +97,7 @@ def query_flag(args: Mapping[str, str], name: str) -> bool | None:
         return True
     if text in _FALSE:
         return False
-    raise RequestError(name, f"{raw!r} is not a boolean (true or false)")
+    raise RequestError(name, f"{clip(raw)!r} is not a boolean (true or false)")
 
 
 def make_target(namespace: str, deployment: str) -> Target:

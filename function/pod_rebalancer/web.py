@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from pod_rebalancer.errors import ConfigError, DependencyError, RequestError
 from pod_rebalancer.logs import get_logger
 from pod_rebalancer.report import Outcome
 from pod_rebalancer.runtime import Runtime
-from pod_rebalancer.triggers import clip, decode_json, parse_body
+from pod_rebalancer.triggers import clip, decode_json, parse_body, query_args
 
 MAX_BODY = 1024 * 1024
 SIGNATURE_MAX_SKEW = 300.0  # seconds
@@ -31,7 +31,7 @@ TOKEN_HEADER = "x-pod-rebalancer-token"  # noqa: S105  (a header name)
 class HttpRequest:
     method: str
     headers: Mapping[str, str]  # names in lower case
-    query: Mapping[str, str]
+    query: Sequence[tuple[str, str]]  # (name, value) pairs in order, repeats kept
     read: Callable[[int], bytes]  # up to n bytes of the body
     content_length: int | None = None  # as declared, if it was
 
@@ -177,7 +177,8 @@ def handle(request: HttpRequest, runtime: Runtime) -> HttpResponse:
     if refusal is not None:
         return refusal
     try:
-        run_request = parse_body(decode_json(raw) if raw.strip() else None, request.query, settings)
+        args = query_args(request.query)
+        run_request = parse_body(decode_json(raw) if raw.strip() else None, args, settings)
     except RequestError as exc:
         return error(400, str(exc), field=exc.field)
     try:

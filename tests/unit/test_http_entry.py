@@ -158,6 +158,27 @@ def test_invalid_dry_run_query_flag_is_a_400(env: pytest.MonkeyPatch) -> None:
     assert response.get_json()["field"] == "dry_run"
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("dryrun=true", "dryrun"),
+        ("DRY_RUN=true", "DRY_RUN"),
+        ("dry_run=true&force=1", "force"),
+        ("dry_run=true&dry_run=false", "dry_run"),
+        ("dry_run=false&dry_run=true", "dry_run"),
+        ("dry_run&dry_run", "dry_run"),
+    ],
+)
+def test_an_unknown_or_repeated_query_parameter_is_a_400_naming_it(
+    env: pytest.MonkeyPatch, query: str, field: str
+) -> None:
+    # A typo must not make a call run for real, and which of two values counts must not depend
+    # on who reads the query string: refused before anything is asked.
+    response = client().post(f"/?{query}", json={}, headers=AUTH)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == field
+
+
 def test_unreachable_kubernetes_api_is_a_503_with_nothing_done(env: pytest.MonkeyPatch) -> None:
     response = client().post("/", json={"dry_run": True}, headers=AUTH)
     assert response.status_code == 503

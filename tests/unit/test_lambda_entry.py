@@ -85,6 +85,8 @@ def test_a_function_url_call_outside_the_allow_list_is_answered_without_a_query(
         (url_event('{"dry_run": true}', headers={"content-type": "text/plain"}), 415),
         (url_event('{"namespace": "' + "a" * (2 * 1024 * 1024) + '"}'), 413),
         (url_event("{}", query="dry_run=maybe"), 400),
+        (url_event("{}", query="dryrun=true"), 400),
+        (url_event("{}", query="dry_run=true&dry_run=false"), 400),
         (url_event('{"dry_run": true}'), 503),  # the Kubernetes API of `env` is down
     ],
     ids=[
@@ -97,6 +99,8 @@ def test_a_function_url_call_outside_the_allow_list_is_answered_without_a_query(
         "not-json-type",
         "too-large",
         "bad-query-flag",
+        "unknown-query-parameter",
+        "repeated-query-parameter",
         "api-down",
     ],
 )
