@@ -8,7 +8,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core.model import Target
@@ -26,13 +34,24 @@ class RunRequest:
 
 
 class ManualRequest(BaseModel):
-    """The body of a manual or scheduled call; every field optional."""
+    """The body of a manual or scheduled call; every field optional, and left out when unused.
+
+    An explicit null is refused rather than read as "the default": a template that rendered
+    `{"namespace": null}` must not make the function act on the default target instead.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     namespace: StrictStr | None = None
     deployment: StrictStr | None = None
     dry_run: StrictBool | None = None
+
+    @field_validator("namespace", "deployment", "dry_run", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null: leave the field out for the default")
+        return value
 
 
 class AlertmanagerAlert(BaseModel):
@@ -110,7 +129,8 @@ def make_target(namespace: str, deployment: str) -> Target:
 
 def _validation_error(exc: ValidationError) -> RequestError:
     error = exc.errors()[0]
-    return RequestError(field_path(error.get("loc", ())), str(error.get("msg", "invalid")))
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return RequestError(field_path(error.get("loc", ())), message)
 
 
 class _DuplicateKeys(dict[str, Any]):
@@ -198,7 +218,9 @@ def field_path(parts: Iterable[object]) -> str:
 
 
 def is_alertmanager(body: Any) -> bool:
-    return isinstance(body, dict) and body.get("version") == "4" and "alerts" in body
+    """A body carrying either of the webhook's own keys is read as one, so that a webhook with a
+    wrong or missing field is refused naming that field (a manual body has neither key)."""
+    return isinstance(body, dict) and ("version" in body or "alerts" in body)
 
 
 def parse_body(body: Any, args: Mapping[str, str], settings: Settings) -> RunRequest:
@@ -237,11 +259,14 @@ def parse_alertmanager(body: Any, args: Mapping[str, str], settings: Settings) -
     for index, alert in enumerate(webhook.alerts):
         labels = alert.labels
         namespace = labels.get("namespace") or settings.kube_namespace
-        deployment = labels.get("deployment") or labels.get("container") or settings.deployment_name
+        # The label the Deployment's name came from, so that an error names the one sent.
+        source = next((k for k in ("deployment", "container") if labels.get(k)), "deployment")
+        deployment = labels.get(source) or settings.deployment_name
         try:
             target = make_target(namespace, deployment)
         except RequestError as exc:
-            raise RequestError(f"alerts.{index}.labels.{exc.field}", exc.problem) from exc
+            label = source if exc.field == "deployment" else exc.field
+            raise RequestError(f"alerts.{index}.labels.{label}", exc.problem) from exc
         (firing if alert.status == "firing" else resolved)[target] = None
     context = {
         "group_key": webhook.group_key,

@@ -128,13 +128,49 @@ def test_malformed_webhooks_name_the_field(body: dict[str, Any], field: str) -> 
     assert caught.value.field == field
 
 
-def test_only_version_4_with_alerts_is_taken_for_alertmanager() -> None:
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"version": "4", "status": "firing"}, "alerts"),
+        ({"version": "3", "status": "firing", "alerts": []}, "version"),
+        ({"version": 4, "status": "firing", "alerts": []}, "version"),
+        ({"status": "firing", "alerts": []}, "version"),
+        ({"alerts": [], "version": "4"}, "status"),
+    ],
+)
+def test_a_body_with_the_webhooks_keys_is_read_as_one_and_its_errors_name_its_fields(
+    body: dict[str, Any], field: str
+) -> None:
+    # Read as a manual body, {"version": "4", "status": "firing"} was refused naming `version`
+    # as an unknown field, not the missing `alerts`.
+    assert is_alertmanager(body)
+    with pytest.raises(RequestError) as caught:
+        parse_body(body, {}, SETTINGS)
+    assert caught.value.field == field
+
+
+def test_a_manual_body_is_not_a_webhook() -> None:
     assert is_alertmanager(webhook())
-    assert not is_alertmanager({"version": "3", "alerts": []})
-    assert not is_alertmanager({"namespace": "posthog"})
-    # A manual body with Alertmanager's fields is not silently accepted either.
-    with pytest.raises(RequestError):
-        parse_body({"version": "4"}, {}, SETTINGS)
+    assert not is_alertmanager({"namespace": "posthog", "status": "firing"})
+    assert not is_alertmanager([{"version": "4"}])
+
+
+def test_an_invalid_container_label_is_named_when_it_stands_in_for_the_deployment() -> None:
+    with pytest.raises(RequestError) as caught:
+        parse_body(webhook(alert(container="Bad_Name")), {}, SETTINGS)
+    assert caught.value.field == "alerts.0.labels.container"
+    with pytest.raises(RequestError) as caught:
+        parse_body(webhook(alert(deployment="Bad_Name", container="fine")), {}, SETTINGS)
+    assert caught.value.field == "alerts.0.labels.deployment"
+
+
+@pytest.mark.parametrize("field", ["namespace", "deployment", "dry_run"])
+def test_an_explicit_null_in_a_manual_body_is_refused_not_read_as_the_default(field: str) -> None:
+    # A template that rendered {"namespace": null} must not run against the default target.
+    with pytest.raises(RequestError) as caught:
+        parse_body({field: None}, {}, SETTINGS)
+    assert caught.value.field == field
+    assert caught.value.problem.startswith("must not be null")
 
 
 def test_manual_body_defaults_and_dry_run() -> None:
