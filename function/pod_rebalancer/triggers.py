@@ -247,6 +247,9 @@ def parse_manual(
     return RunRequest(targets=(target,), dry_run=dry_run, source=source)
 
 
+MAX_TARGETS_PER_CALL = 100
+
+
 def parse_alertmanager(body: Any, args: Mapping[str, str], settings: Settings) -> RunRequest:
     """Each firing alert is a target: labels `namespace` and `deployment` (else `container`),
     else the defaults. Resolved alerts are reported; a target named twice is processed once."""
@@ -268,6 +271,16 @@ def parse_alertmanager(body: Any, args: Mapping[str, str], settings: Settings) -
             label = source if exc.field == "deployment" else exc.field
             raise RequestError(f"alerts.{index}.labels.{label}", exc.problem) from exc
         (firing if alert.status == "firing" else resolved)[target] = None
+    named = len(firing) + len([t for t in resolved if t not in firing])
+    if named > MAX_TARGETS_PER_CALL:
+        # Each target costs a few API calls and a query: thousands of them (a 1 MiB payload holds
+        # ten thousand) would outlast any function timeout. A route grouped by namespace and
+        # deployment sends one target per call.
+        raise RequestError(
+            "alerts",
+            f"name {named} targets; at most {MAX_TARGETS_PER_CALL} may be handled in one call "
+            "(group the route by namespace and deployment)",
+        )
     context = {
         "group_key": webhook.group_key,
         "receiver": webhook.receiver,

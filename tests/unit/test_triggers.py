@@ -9,7 +9,12 @@ import pytest
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core.model import Target
 from pod_rebalancer.errors import RequestError
-from pod_rebalancer.triggers import decode_json, is_alertmanager, parse_body
+from pod_rebalancer.triggers import (
+    MAX_TARGETS_PER_CALL,
+    decode_json,
+    is_alertmanager,
+    parse_body,
+)
 
 SETTINGS = Settings(
     prometheus_endpoint="http://metrics.invalid",
@@ -227,3 +232,15 @@ def test_escaped_text_of_any_code_point_is_still_json() -> None:
         "a": "\x00\ud800\u00e9",
         "b": [1.5e300, 0],
     }
+
+
+def test_a_webhook_naming_more_targets_than_one_call_can_handle_is_refused() -> None:
+    many = [alert(namespace="posthog", deployment=f"d{i}") for i in range(MAX_TARGETS_PER_CALL)]
+    assert len(parse_body(webhook(*many), {}, SETTINGS).targets) == MAX_TARGETS_PER_CALL
+    # The same target named by many alerts counts once; a resolved one counts too.
+    repeated = [alert(namespace="posthog", deployment="d0") for _ in range(10_000)]
+    assert len(parse_body(webhook(*many, *repeated), {}, SETTINGS).targets) == 100
+    one_more = alert("resolved", namespace="posthog", deployment="d-extra")
+    with pytest.raises(RequestError) as caught:
+        parse_body(webhook(*many, one_more), {}, SETTINGS)
+    assert caught.value.field == "alerts"
