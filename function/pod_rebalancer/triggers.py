@@ -248,6 +248,7 @@ def parse_manual(
 
 
 MAX_TARGETS_PER_CALL = 100
+MAX_FINGERPRINTS = 100  # logged per decision; Alertmanager's are 16 hex digits each
 
 
 def parse_alertmanager(body: Any, args: Mapping[str, str], settings: Settings) -> RunRequest:
@@ -281,13 +282,18 @@ def parse_alertmanager(body: Any, args: Mapping[str, str], settings: Settings) -
             f"name {named} targets; at most {MAX_TARGETS_PER_CALL} may be handled in one call "
             "(group the route by namespace and deployment)",
         )
+    # Logged with every decision and published with every audit record, so bounded: a sender's
+    # megabyte-long groupKey must not make a decision line too long for Cloud Logging to keep.
+    fingerprints = [a.fingerprint for a in webhook.alerts if a.fingerprint]
     context = {
-        "group_key": webhook.group_key,
-        "receiver": webhook.receiver,
+        "group_key": clip(webhook.group_key, 1024),
+        "receiver": clip(webhook.receiver, 256),
         "alert_status": webhook.status,
-        "fingerprints": [a.fingerprint for a in webhook.alerts if a.fingerprint],
+        "fingerprints": [clip(f) for f in fingerprints[:MAX_FINGERPRINTS]],
         "truncated_alerts": webhook.truncated_alerts,
     }
+    if len(fingerprints) > MAX_FINGERPRINTS:
+        context["fingerprints_omitted"] = len(fingerprints) - MAX_FINGERPRINTS
     return RunRequest(
         targets=tuple(firing),
         dry_run=bool(query_flag(args, "dry_run")),

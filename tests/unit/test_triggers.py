@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -244,3 +245,14 @@ def test_a_webhook_naming_more_targets_than_one_call_can_handle_is_refused() -> 
     with pytest.raises(RequestError) as caught:
         parse_body(webhook(*many, one_more), {}, SETTINGS)
     assert caught.value.field == "alerts"
+
+
+def test_what_a_webhook_adds_to_every_decision_log_line_is_bounded() -> None:
+    # Cloud Logging drops an entry over 256 KiB: a sender's megabyte-long groupKey, receiver or
+    # fingerprints must not take every decision line of the call with them.
+    body = webhook(*[alert(fingerprint="f" * 1_000) for _ in range(1_000)])
+    body.update(groupKey="g" * 500_000, receiver="r" * 500_000)
+    context = parse_body(body, {}, SETTINGS).context
+    assert len(json.dumps(context)) < 16 * 1024
+    assert context["fingerprints_omitted"] == 900
+    assert context["group_key"].startswith("g" * 1_000)
