@@ -7,12 +7,13 @@ Flask, so they are imported only where the Cloud Functions targets are registere
 
 from __future__ import annotations
 
+import traceback
 from typing import TYPE_CHECKING, Any
 
 from pod_rebalancer import web
 from pod_rebalancer.aws_lambda import handle_lambda
 from pod_rebalancer.bootstrap import Lazy
-from pod_rebalancer.cloudevent import handle_cloud_event
+from pod_rebalancer.cloudevent import handle_cloud_event, unreadable_envelope
 
 if TYPE_CHECKING:
     import flask
@@ -51,6 +52,22 @@ def rebalance_pubsub(cloud_event: Any) -> None:
     handle_cloud_event(cloud_event, runtime)
 
 
+def unreadable_cloud_event(exc: Exception) -> tuple[str, int]:
+    """What functions-framework raises, rather than answers, for some requests it cannot read as
+    a CloudEvent (e.g. JSON nested deeper than its decoder follows): a 400, as it answers others
+    it cannot read, not a 500 that Pub/Sub would deliver again for days. A RecursionError that did
+    not come from the CloudEvent parser is a bug, and stays one."""
+    if isinstance(exc, RecursionError) and not _raised_by_cloudevents(exc):
+        raise exc
+    return unreadable_envelope(exc), 400
+
+
+def _raised_by_cloudevents(exc: BaseException) -> bool:
+    return any(
+        "/cloudevents/" in frame.filename for frame in traceback.extract_tb(exc.__traceback__)
+    )
+
+
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """AWS Lambda: function URL requests and scheduled runs (EventBridge)."""
     return handle_lambda(event, context, runtime)
@@ -60,3 +77,11 @@ if CLOUD_FUNCTIONS:
     # What the decorators do: register each target's signature type with functions-framework.
     functions_framework.http(rebalance)
     functions_framework.cloud_event(rebalance_pubsub)
+    # create_app imports this module inside the new app's context; imported anywhere else (a
+    # test, a script), there is no app to tell.
+    import flask
+    from cloudevents.exceptions import GenericException
+
+    if flask.has_app_context():
+        for unreadable in (GenericException, RecursionError):
+            flask.current_app.register_error_handler(unreadable, unreadable_cloud_event)
