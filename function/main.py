@@ -7,13 +7,16 @@ Flask, so they are imported only where the Cloud Functions targets are registere
 
 from __future__ import annotations
 
+import contextlib
 import traceback
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
 
 from pod_rebalancer import web
 from pod_rebalancer.aws_lambda import handle_lambda
 from pod_rebalancer.bootstrap import Lazy
 from pod_rebalancer.cloudevent import handle_cloud_event, unreadable_envelope
+from pod_rebalancer.errors import RequestError
 
 if TYPE_CHECKING:
     import flask
@@ -37,14 +40,34 @@ def rebalance(request: flask.Request) -> flask.Response:
             method=request.method,
             headers={name.lower(): value for name, value in request.headers.items()},
             query=list(request.args.items(multi=True)),
-            read=request.stream.read,
+            read=_reader(request.stream),
             content_length=request.content_length,
         ),
         runtime,
     )
+    _drain(request.stream)
     return flask.Response(
         answer.text(), status=answer.status, mimetype="application/json", headers=answer.headers
     )
+
+
+def _reader(stream: IO[bytes]) -> Callable[[int], bytes]:
+    def read(size: int) -> bytes:
+        try:
+            return stream.read(size)
+        except Exception as exc:  # the server's own framing errors (gunicorn's, werkzeug's)
+            raise RequestError("body", f"could not be read ({type(exc).__name__})") from exc
+
+    return read
+
+
+def _drain(stream: IO[bytes]) -> None:
+    """Read what is left of the body, and drop it. functions-framework reads the rest into memory
+    after every answer: consumed here a chunk at a time, an upload costs no memory, and a
+    malformed one ends here rather than in a 500 raised by the framework after we answered."""
+    with contextlib.suppress(Exception):
+        while stream.read(64 * 1024):
+            pass
 
 
 def rebalance_pubsub(cloud_event: Any) -> None:

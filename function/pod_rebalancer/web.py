@@ -32,7 +32,8 @@ class HttpRequest:
     method: str
     headers: Mapping[str, str]  # names in lower case
     query: Sequence[tuple[str, str]]  # (name, value) pairs in order, repeats kept
-    read: Callable[[int], bytes]  # up to n bytes of the body
+    # Up to n bytes of the body; RequestError when the upload cannot be read (malformed framing).
+    read: Callable[[int], bytes]
     content_length: int | None = None  # as declared, if it was
 
     def header(self, name: str) -> str:
@@ -126,11 +127,20 @@ def signed(request: HttpRequest, body: bytes, settings: Settings, now: float) ->
 
 
 def read_body(request: HttpRequest) -> bytes | None:
-    """The body, or None when it is larger than MAX_BODY (whether or not it declared its length)."""
+    """The body, or None when it is larger than MAX_BODY (whether or not it declared its length);
+    RequestError when it cannot be read or is shorter than it said (a truncated request)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         return None
     data = request.read(MAX_BODY + 1)
-    return None if len(data) > MAX_BODY else data
+    if len(data) > MAX_BODY:
+        return None
+    if request.content_length is not None and len(data) < request.content_length:
+        raise RequestError(
+            "body",
+            f"ended after {len(data)} of the {request.content_length} bytes its Content-Length "
+            "declared",
+        )
+    return data
 
 
 def unsupported_media(request: HttpRequest, raw: bytes) -> HttpResponse | None:
@@ -168,7 +178,10 @@ def handle(request: HttpRequest, runtime: Runtime) -> HttpResponse:
         return error(
             415, f"Content-Encoding {clip(request.encoding)!r} is not supported; send JSON"
         )
-    raw = read_body(request)
+    try:
+        raw = read_body(request)
+    except RequestError as exc:
+        return error(400, str(exc), field=exc.field)
     if raw is None:
         return error(413, f"body larger than {MAX_BODY} bytes")
     if not signed(request, raw, settings, runtime.now().timestamp()):
