@@ -10,16 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import strategies as st
 
 from infra.kubesim.launcher import KubeSim
 from infra.stack.series import cpu_counters
 from infra.stack.victoria import VictoriaMetrics
+from tests import hostile
 from tests.kube import deployment, kubeconfig, scenario
 
 ALLOWED = "fuzz-allowed"
 FORBIDDEN = "fuzz-forbidden"  # bound by RBAC like ALLOWED: only the allow-list keeps it out
 SKEW = [2.0, 1.9, 0.5, 0.5, 0.5, 0.5, 0.05, 0.1]
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
+TIMEOUT = 30.0  # seconds an answer may take; Cloud Functions' default timeout is 60
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,32 @@ def fuzz_stack(session_dir: Path, victoria: VictoriaMetrics) -> Iterator[FuzzSta
         yield FuzzStack(sim, victoria, kubeconfig(sim, workdir / "kubeconfig"))
     finally:
         sim.stop()
+
+
+# Names: the real ones on both sides of the allow-list, beside hostile ones built from them.
+REAL_NAMESPACES = [ALLOWED, FORBIDDEN, "kube-system"]
+REAL_DEPLOYMENTS = ["skewed", "balanced", "missing"]
+
+
+def namespaces() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(REAL_NAMESPACES),
+        hostile.names(),
+        st.builds(
+            lambda real, trick: real + trick,
+            st.sampled_from(REAL_NAMESPACES),
+            st.sampled_from(['"}', "/../" + FORBIDDEN, "%2F..%2F" + FORBIDDEN, "\x00", ",x=y"]),
+        ),
+    )
+
+
+def deployments() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(REAL_DEPLOYMENTS),
+        hostile.names(),
+        st.builds(
+            lambda real, trick: real + trick,
+            st.sampled_from(REAL_DEPLOYMENTS),
+            st.sampled_from(['"}[5m])', "/../../skewed", "%2fskewed", ".", "..", "-"]),
+        ),
+    )

@@ -30,13 +30,21 @@ from hypothesis.control import currently_in_test_context
 from infra.stack.processes import FunctionServer
 from tests import hostile
 from tests.entry import MAIN
-from tests.integration.conftest import ALLOWED, FORBIDDEN, FuzzStack, outside, writes
+from tests.integration.conftest import (
+    ALLOWED,
+    FORBIDDEN,
+    TIMEOUT,
+    FuzzStack,
+    deployments,
+    namespaces,
+    outside,
+    writes,
+)
 from tests.reliability import record
 
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 JSON = {**AUTH, "Content-Type": "application/json"}
-TIMEOUT = 30.0  # seconds; Cloud Functions' default timeout is 60
 
 
 def check_answer(stack: FuzzStack, status: int, text: str, elapsed: float) -> Any:
@@ -124,35 +132,6 @@ def armed(
     app = App(fuzz_stack, capsys)
     yield app
     app.close()
-
-
-# Names: the real ones on both sides of the allow-list, beside hostile ones built from them.
-REAL_NAMESPACES = [ALLOWED, FORBIDDEN, "kube-system"]
-REAL_DEPLOYMENTS = ["skewed", "balanced", "missing"]
-
-
-def namespaces() -> st.SearchStrategy[str]:
-    return st.one_of(
-        st.sampled_from(REAL_NAMESPACES),
-        hostile.names(),
-        st.builds(
-            lambda real, trick: real + trick,
-            st.sampled_from(REAL_NAMESPACES),
-            st.sampled_from(['"}', "/../" + FORBIDDEN, "%2F..%2F" + FORBIDDEN, "\x00", ",x=y"]),
-        ),
-    )
-
-
-def deployments() -> st.SearchStrategy[str]:
-    return st.one_of(
-        st.sampled_from(REAL_DEPLOYMENTS),
-        hostile.names(),
-        st.builds(
-            lambda real, trick: real + trick,
-            st.sampled_from(REAL_DEPLOYMENTS),
-            st.sampled_from(['"}[5m])', "/../../skewed", "%2fskewed", ".", "..", "-"]),
-        ),
-    )
 
 
 @st.composite
