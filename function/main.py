@@ -8,6 +8,7 @@ Flask, so they are imported only where the Cloud Functions targets are registere
 from __future__ import annotations
 
 import contextlib
+import os
 import traceback
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
@@ -82,7 +83,14 @@ def unreadable_cloud_event(exc: Exception) -> tuple[str, int]:
     not come from the CloudEvent parser is a bug, and stays one."""
     if isinstance(exc, RecursionError) and not _raised_by_cloudevents(exc):
         raise exc
-    return unreadable_envelope(exc), 400
+    return unreadable_envelope(f"it could not be parsed ({type(exc).__name__})"), 400
+
+
+def not_a_cloud_event(exc: Exception) -> tuple[str, int]:
+    """functions-framework's own 400 for a request that is no CloudEvent quotes the request's
+    headers and body back, bearer token included, and a sender such as Alertmanager logs the
+    answers it gets: answered here with nothing of the request in it."""
+    return unreadable_envelope("neither a CloudEvent nor an event convertible to one"), 400
 
 
 def _raised_by_cloudevents(exc: BaseException) -> bool:
@@ -100,11 +108,13 @@ if CLOUD_FUNCTIONS:
     # What the decorators do: register each target's signature type with functions-framework.
     functions_framework.http(rebalance)
     functions_framework.cloud_event(rebalance_pubsub)
-    # create_app imports this module inside the new app's context; imported anywhere else (a
-    # test, a script), there is no app to tell.
+    # create_app names the target in FUNCTION_TARGET and imports this module inside the new
+    # app's context; imported anywhere else (a test, a script), there is no app to tell.
     import flask
     from cloudevents.exceptions import GenericException
+    from werkzeug.exceptions import BadRequest
 
-    if flask.has_app_context():
+    if flask.has_app_context() and os.environ.get("FUNCTION_TARGET") == rebalance_pubsub.__name__:
         for unreadable in (GenericException, RecursionError):
             flask.current_app.register_error_handler(unreadable, unreadable_cloud_event)
+        flask.current_app.register_error_handler(BadRequest, not_a_cloud_event)

@@ -100,12 +100,14 @@ def handle_cloud_event(event: Any, runtime: Runtime) -> list[Outcome]:
     return []
 
 
-def unreadable_envelope(exc: BaseException) -> str:
-    """Log a request the framework could not even read as a CloudEvent (JSON nested deeper than
-    its decoder follows, say), and say why: the framework answers the like with a 400."""
+def unreadable_envelope(problem: str) -> str:
+    """Log a request the framework could not read as a CloudEvent, and the answer to give it.
+
+    `problem` must not quote the request: its headers may carry a caller's bearer token.
+    """
     get_logger().error(
-        "dropped an unreadable event: the CloudEvent could not be parsed: %s",
-        clip(str(exc), 200),
+        "dropped an unreadable event: %s",
+        problem,
         extra={"fields": {"event": "cloud_event", "field": "body"}},
     )
-    return "the request is not a readable CloudEvent"
+    return f"the request is not a readable CloudEvent: {problem}"

@@ -172,3 +172,19 @@ def test_a_cloud_event_too_deeply_nested_to_parse_is_a_400_not_a_500(
 def test_a_recursion_error_of_our_own_is_still_a_bug() -> None:
     with pytest.raises(RecursionError):
         fresh_main().unreadable_cloud_event(RecursionError("ours"))
+
+
+def test_a_request_that_is_no_cloud_event_is_refused_without_quoting_it(
+    env: pytest.MonkeyPatch,
+) -> None:
+    # functions-framework's own 400 quoted the request's headers and body back: a webhook sent
+    # here by mistake got its bearer token in the answer, which Alertmanager then logs.
+    token = "token-of-a-webhook-sent-to-the-wrong-function"
+    response = client().post(
+        "/",
+        json={"version": "4", "status": "firing", "alerts": []},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 400
+    assert token not in response.get_data(as_text=True)
+    assert "not a readable CloudEvent" in response.get_data(as_text=True)
