@@ -10,7 +10,10 @@ tests/integration/test_fuzz_http.py.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import hmac
 import json
+import math
 import re
 import time
 import zlib
@@ -339,3 +342,103 @@ def test_a_huge_webhook_is_answered_with_bounded_logs_and_response(edge: Edge, b
     # and the answer well inside the timeout.
     status, _ = edge.send(body, JSON)
     assert status in (200, 400)
+
+
+def near(secret: str) -> st.SearchStrategy[str]:
+    """The secret, and strings a guesser would try around it."""
+    return st.one_of(
+        st.just(secret),
+        st.builds(lambda a, b: a + secret + b, hostile.header_values(), hostile.header_values()),
+        st.just(secret.upper()),
+        st.just(secret[:-1]),
+        st.just(secret + "\x00"),
+        st.just(" " + secret + " "),
+        hostile.header_values(),
+    )
+
+
+@hostile.budget()
+@given(
+    scheme=st.sampled_from(["Bearer", "bearer", "BEARER", "Basic", "Token", ""]),
+    bearer=st.one_of(st.none(), near(TOKEN)),
+    own=st.one_of(st.none(), near(TOKEN)),
+)
+def test_only_the_token_admits_a_call(
+    edge: Edge, scheme: str, bearer: str | None, own: str | None
+) -> None:
+    headers = dict(JSON)
+    del headers["Authorization"]
+    if bearer is not None:
+        headers["Authorization"] = f"{scheme} {bearer}"
+    if own is not None:
+        headers["X-Pod-Rebalancer-Token"] = own
+    status, _ = edge.send(b'{"namespace": "Bad"}', headers)  # a 400 once admitted
+    by_bearer = bearer is not None and scheme.lower() == "bearer" and bearer.strip() == TOKEN
+    by_own = own is not None and own.strip() == TOKEN
+    assert status == (400 if by_bearer or by_own else 401)
+
+
+SECRET = "grafana-shared-secret"
+STAMP = "X-Grafana-Alerting-Signature-Timestamp"
+
+
+@pytest.fixture
+def signed_edge(
+    watched: Watched, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Edge:
+    env.delenv("WEBHOOK_TOKEN")
+    env.setenv("WEBHOOK_HMAC_SECRET", SECRET)
+    env.setenv("WEBHOOK_SIGNATURE_TIMESTAMP_HEADER", STAMP)
+    return Edge(watched, capsys)
+
+
+@hostile.budget()
+@given(
+    body=st.one_of(st.just(b'{"namespace": "Bad"}'), hostile.raw_bodies()),
+    stamp=st.one_of(
+        st.none(),
+        st.sampled_from(["nan", "inf", "-inf", "1e309", "", " ", "0x10", "1_0"]),
+        st.integers(-400, 400).map(lambda skew: f"now{skew:+d}"),
+        hostile.header_values(),
+    ),
+    signature=st.sampled_from(["right", "right-upper", "prefixed", "other-secret", "none", "junk"]),
+)
+def test_only_a_fresh_signature_of_the_very_body_admits_a_call(
+    signed_edge: Edge, body: bytes, stamp: str | None, signature: str
+) -> None:
+    now = int(time.time())
+    if stamp is not None and stamp.startswith("now"):
+        stamp = str(now + int(stamp[3:]))
+    headers = {"Content-Type": "application/json"}
+    if stamp is not None:
+        headers[STAMP] = stamp
+    # As the edge reads it: the timestamp header stripped, then `timestamp:body` signed.
+    message = (stamp or "").strip().encode() + b":" + body
+    key = SECRET if signature != "other-secret" else "other"
+    digest = hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+    presented = {
+        "right": digest,
+        "right-upper": digest.upper(),
+        "prefixed": "sha256=" + digest,
+        "other-secret": digest,
+        "none": None,
+        "junk": "sha256=" + "0" * 64,
+    }[signature]
+    if presented is not None:
+        headers["X-Grafana-Alerting-Signature"] = presented
+    status, _ = signed_edge.send(body, headers)
+    skew = _skew(now, stamp)
+    correct = signature in ("right", "right-upper", "prefixed")
+    if correct and skew is not None and skew <= 295:
+        assert status != 401
+    elif not correct or skew is None or skew > 305:  # (the clock moves: no judging the edge)
+        assert status == 401
+
+
+def _skew(now: int, stamp: str | None) -> float | None:
+    """How far the timestamp is from now, in seconds; None when it is no finite number."""
+    try:
+        value = float((stamp or "").strip())
+    except ValueError:
+        return None
+    return abs(now - value) if math.isfinite(value) else None
