@@ -15,7 +15,6 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -492,10 +491,6 @@ def header_values() -> st.SearchStrategy[str]:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def url_encoded(text: str) -> str:
-    return quote(text, safe="")
 
 
 # ---------------------------------------------------------------------- tripwire
