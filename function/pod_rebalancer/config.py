@@ -26,6 +26,18 @@ _SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secre
 _TOPIC = re.compile(r"projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}")
 
 
+def split_credentials(url: str) -> tuple[str, str]:
+    """The URL as messages may show it (a `user:password@` part replaced by `***@`), and that
+    part (empty when there is none)."""
+    scheme, separator, rest = url.partition("://")
+    ends = [index for index in (rest.find(c) for c in "/?#") if index >= 0]
+    authority = rest[: min(ends, default=len(rest))]
+    if not separator or "@" not in authority:
+        return url, ""
+    userinfo, _, host = authority.rpartition("@")
+    return f"{scheme}://***@{host}{rest[len(authority) :]}", userinfo
+
+
 def parse_duration(value: object) -> object:
     """`500ms`, `30s`, `5m`, `1h` or a combination such as `1h30m`; timedelta passes through."""
     if not isinstance(value, str):
@@ -114,7 +126,10 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         endpoint = self.prometheus_endpoint
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", endpoint):
-            raise _invalid("prometheus_endpoint", f"{endpoint!r} is not an http(s) URL")
+            # Not quoted: the value may carry credentials (https://user:key@host/...).
+            raise _invalid(
+                "prometheus_endpoint", "is not an http(s) URL like http://host:port/path"
+            )
         try:
             check_target(self.kube_namespace, self.deployment_name)
         except InvalidNameError as exc:

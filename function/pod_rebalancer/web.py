@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from pod_rebalancer.errors import ConfigError, DependencyError, RequestError
 from pod_rebalancer.logs import get_logger
 from pod_rebalancer.report import Outcome
 from pod_rebalancer.runtime import Runtime
-from pod_rebalancer.triggers import decode_json, parse_body
+from pod_rebalancer.triggers import clip, decode_json, parse_body, query_args
 
 MAX_BODY = 1024 * 1024
 SIGNATURE_MAX_SKEW = 300.0  # seconds
@@ -31,8 +31,9 @@ TOKEN_HEADER = "x-pod-rebalancer-token"  # noqa: S105  (a header name)
 class HttpRequest:
     method: str
     headers: Mapping[str, str]  # names in lower case
-    query: Mapping[str, str]
-    read: Callable[[int], bytes]  # up to n bytes of the body
+    query: Sequence[tuple[str, str]]  # (name, value) pairs in order, repeats kept
+    # Up to n bytes of the body; RequestError when the upload cannot be read (malformed framing).
+    read: Callable[[int], bytes]
     content_length: int | None = None  # as declared, if it was
 
     def header(self, name: str) -> str:
@@ -41,6 +42,21 @@ class HttpRequest:
     @property
     def mimetype(self) -> str:
         return self.header("content-type").partition(";")[0].strip().lower()
+
+    @property
+    def charset(self) -> str | None:
+        """The Content-Type's charset parameter, lower case, or None when none is given."""
+        for parameter in self.header("content-type").split(";")[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "charset":
+                return value.strip().strip('"').lower()
+        return None
+
+    @property
+    def encoding(self) -> str:
+        """The Content-Encoding, lower case; "" when the body is sent as it is."""
+        encoding = self.header("content-encoding").strip().lower()
+        return "" if encoding == "identity" else encoding
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +127,38 @@ def signed(request: HttpRequest, body: bytes, settings: Settings, now: float) ->
 
 
 def read_body(request: HttpRequest) -> bytes | None:
-    """The body, or None when it is larger than MAX_BODY (whether or not it declared its length)."""
+    """The body, or None when it is larger than MAX_BODY (whether or not it declared its length);
+    RequestError when it cannot be read or is shorter than it said (a truncated request)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         return None
     data = request.read(MAX_BODY + 1)
-    return None if len(data) > MAX_BODY else data
+    if len(data) > MAX_BODY:
+        return None
+    if request.content_length is not None and len(data) < request.content_length:
+        raise RequestError(
+            "body",
+            f"ended after {len(data)} of the {request.content_length} bytes its Content-Length "
+            "declared",
+        )
+    return data
+
+
+def unsupported_media(request: HttpRequest, raw: bytes) -> HttpResponse | None:
+    """A 415 for a non-empty body that is not UTF-8 JSON by its headers, else None."""
+    if not raw.strip():
+        return None
+    mimetype = request.mimetype
+    if not (mimetype == "application/json" or mimetype.endswith("+json")):
+        return error(415, f"Content-Type must be application/json, not {clip(mimetype)!r}")
+    if request.charset not in (None, "utf-8", "utf8"):
+        return error(415, f"charset {clip(request.charset)!r} is not supported; use utf-8")
+    return None
 
 
 def handle(request: HttpRequest, runtime: Runtime) -> HttpResponse:
     log = get_logger()
     if request.method.upper() != "POST":
-        return error(405, f"method {request.method} not allowed; use POST")
+        return error(405, f"method {clip(request.method)} not allowed; use POST")
     try:
         settings = runtime.settings()
     except ConfigError as exc:
@@ -135,19 +172,26 @@ def handle(request: HttpRequest, runtime: Runtime) -> HttpResponse:
         return error(503, f"cannot verify the token now: {exc.dependency} unavailable")
     if not admitted:
         return error(401, "missing or wrong bearer token")
-    raw = read_body(request)
+    if request.encoding:
+        # Nothing here inflates a body, so that no compressed bomb can pass the 1 MiB limit; the
+        # senders this serves (Alertmanager, Grafana, Cloud Scheduler, curl) send plain JSON.
+        return error(
+            415, f"Content-Encoding {clip(request.encoding)!r} is not supported; send JSON"
+        )
+    try:
+        raw = read_body(request)
+    except RequestError as exc:
+        return error(400, str(exc), field=exc.field)
     if raw is None:
         return error(413, f"body larger than {MAX_BODY} bytes")
     if not signed(request, raw, settings, runtime.now().timestamp()):
         return error(401, "missing or wrong body signature")
-    body: Any = None
+    refusal = unsupported_media(request, raw)
+    if refusal is not None:
+        return refusal
     try:
-        if raw.strip():
-            mimetype = request.mimetype
-            if not (mimetype == "application/json" or mimetype.endswith("+json")):
-                return error(415, f"Content-Type must be application/json, not {mimetype!r}")
-            body = decode_json(raw)
-        run_request = parse_body(body, request.query, settings)
+        args = query_args(request.query)
+        run_request = parse_body(decode_json(raw) if raw.strip() else None, args, settings)
     except RequestError as exc:
         return error(400, str(exc), field=exc.field)
     try:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from infra.stack.processes import free_port
+from tests.hostile import Tripwire
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -55,3 +58,37 @@ def eks_down(env: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN"):
         env.delenv(name, raising=False)
     return env
+
+
+# Matched by no name the fuzz suites generate, so every target they name is refused by the
+# allow-list before any dependency is asked.
+UNREACHABLE_NAMESPACE = "allowed-only-in-the-integration-suite-4b1d"
+
+
+@pytest.fixture
+def watched(env: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Watched]:
+    """`env`, with the metrics server and the Kubernetes API replaced by tripwires (loopback
+    listeners that count connections and answer none), and an allow-list no fuzzed target
+    matches, the default target's included: any input either is refused or skipped, and
+    `contacts` proves that no dependency was asked either way."""
+    metrics, cluster = Tripwire(), Tripwire()
+    kubeconfig = tmp_path / "kubeconfig-tripwire"
+    kubeconfig.write_text(KUBECONFIG.format(port=cluster.port))
+    env.setenv("KUBECONFIG", str(kubeconfig))
+    env.setenv("PROMETHEUS_ENDPOINT", f"http://127.0.0.1:{metrics.port}")
+    env.setenv("ALLOWED_NAMESPACES", UNREACHABLE_NAMESPACE)
+    try:
+        yield Watched(metrics, cluster)
+    finally:
+        metrics.close()
+        cluster.close()
+
+
+@dataclass
+class Watched:
+    metrics: Tripwire
+    cluster: Tripwire
+
+    @property
+    def contacts(self) -> int:
+        return self.metrics.contacts + self.cluster.contacts

@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 from functions_framework import create_app
 
-from tests.entry import MAIN
+from tests.entry import MAIN, fresh_main
 
 
 def client() -> FlaskClient:
@@ -98,3 +98,93 @@ def test_invalid_configuration_is_logged_and_acknowledged(
     assert post_event({}).status_code == 200
     (line,) = [line for line in decisions(capsys) if line["severity"] == "CRITICAL"]
     assert "MAX_PODS_TO_DELETE" in line["message"]
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"data": 123}, "message.data"),
+        ({"data": ["e30="]}, "message.data"),
+        ({"data": "é"}, "message.data"),
+        ({"data": base64.b64encode(b'{"dry_run": NaN}').decode()}, "message.data"),
+        ({"data": base64.b64encode(b'{"dry_run": true, "dry_run": false}').decode()}, "dry_run"),
+        ({"data": "", "publishTime": "yesterday"}, "message.publishTime"),
+        ({"data": "", "publishTime": 1_700_000_000}, "message.publishTime"),
+        ({"data": "", "ce-time": "yesterday"}, "time"),
+    ],
+    ids=[
+        "number",
+        "list",
+        "not-ascii",
+        "nan",
+        "duplicate-key",
+        "bad-time",
+        "time-not-text",
+        "bad-event-time",
+    ],
+)
+def test_a_message_field_that_is_wrong_is_acknowledged_and_logged_naming_it(
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    message: dict[str, Any],
+    field: str,
+) -> None:
+    # A data of the wrong type raised a TypeError (HTTP 500: Pub/Sub redelivered it for days);
+    # an undatable event ran without the age guard.
+    headers = {
+        "ce-id": "42",
+        "ce-source": "//pubsub.googleapis.com/projects/p/topics/t",
+        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "ce-specversion": "1.0",
+        # Absent, the SDK stamps the time of arrival; empty, the message's own time counts.
+        "ce-time": message.pop("ce-time", ""),
+        "Content-Type": "application/json",
+    }
+    response = client().post("/", json={"message": message}, headers=headers)
+    assert response.status_code == 200
+    (line,) = [line for line in decisions(capsys) if line["message"].startswith("dropped")]
+    assert line["field"] == field
+
+
+def test_a_cloud_event_too_deeply_nested_to_parse_is_a_400_not_a_500(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # functions-framework raises rather than answers for this one; every other envelope it
+    # cannot read it answers with a 400, so this one is answered the same.
+    deep = b"[" * 100_000 + b"]" * 100_000
+    binary = {
+        "ce-id": "1",
+        "ce-source": "s",
+        "ce-type": "t",
+        "ce-specversion": "1.0",
+        "Content-Type": "application/json",
+    }
+    structured = {"Content-Type": "application/cloudevents+json"}
+    for headers in (binary, structured):
+        assert client().post("/", data=deep, headers=headers).status_code == 400
+    lines = decisions(capsys)
+    assert [line["field"] for line in lines if line["message"].startswith("dropped")] == [
+        "body",
+        "body",
+    ]
+
+
+def test_a_recursion_error_of_our_own_is_still_a_bug() -> None:
+    with pytest.raises(RecursionError):
+        fresh_main().unreadable_cloud_event(RecursionError("ours"))
+
+
+def test_a_request_that_is_no_cloud_event_is_refused_without_quoting_it(
+    env: pytest.MonkeyPatch,
+) -> None:
+    # functions-framework's own 400 quoted the request's headers and body back: a webhook sent
+    # here by mistake got its bearer token in the answer, which Alertmanager then logs.
+    token = "token-of-a-webhook-sent-to-the-wrong-function"
+    response = client().post(
+        "/",
+        json={"version": "4", "status": "firing", "alerts": []},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 400
+    assert token not in response.get_data(as_text=True)
+    assert "not a readable CloudEvent" in response.get_data(as_text=True)

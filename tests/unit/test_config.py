@@ -433,3 +433,12 @@ def test_settings_are_frozen() -> None:
 
     with pytest.raises(ValidationError):
         settings.dry_run = False  # type: ignore[misc]
+
+
+def test_an_invalid_metrics_url_is_named_without_quoting_it(env: pytest.MonkeyPatch) -> None:
+    # It may carry credentials: https://user:key@host/...
+    env.setenv("PROMETHEUS_ENDPOINT", "http://reader:s3cr3t-key@bad host/prom")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.variable == "PROMETHEUS_ENDPOINT"
+    assert "s3cr3t-key" not in str(caught.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
 import io
@@ -92,6 +93,34 @@ def test_refuses_bodies_that_are_not_json(env: pytest.MonkeyPatch, content_type:
     assert response.status_code == 415
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "x-gzip", "gzip, identity"])
+def test_compressed_bodies_are_refused_with_415(env: pytest.MonkeyPatch, encoding: str) -> None:
+    # Never inflated, so no compressed bomb gets past the 1 MiB limit: 64 MiB of spaces here.
+    body = gzip.compress(b" " * (64 * 1024 * 1024))
+    response = client().post(
+        "/",
+        data=body,
+        headers={**AUTH, "Content-Type": "application/json", "Content-Encoding": encoding},
+    )
+    assert response.status_code == 415
+    assert "Content-Encoding" in response.get_json()["error"]
+
+
+def test_identity_encoding_is_the_body_as_it_is(env: pytest.MonkeyPatch) -> None:
+    headers = {**AUTH, "Content-Type": "application/json", "Content-Encoding": "identity"}
+    assert client().post("/", data='{"namespace": "Bad"}', headers=headers).status_code == 400
+
+
+@pytest.mark.parametrize("charset", ["latin-1", "utf-16", "us-ascii"])
+def test_a_charset_other_than_utf8_is_refused_with_415(
+    env: pytest.MonkeyPatch, charset: str
+) -> None:
+    headers = {**AUTH, "Content-Type": f"application/json; charset={charset}"}
+    response = client().post("/", data='{"dry_run": true}', headers=headers)
+    assert response.status_code == 415
+    assert "charset" in response.get_json()["error"]
+
+
 def test_malformed_json_is_a_400_naming_the_body(env: pytest.MonkeyPatch) -> None:
     response = client().post(
         "/", data="{not json", headers={**AUTH, "Content-Type": "application/json"}
@@ -127,6 +156,27 @@ def test_invalid_dry_run_query_flag_is_a_400(env: pytest.MonkeyPatch) -> None:
     response = client().post("/?dry_run=maybe", json={}, headers=AUTH)
     assert response.status_code == 400
     assert response.get_json()["field"] == "dry_run"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("dryrun=true", "dryrun"),
+        ("DRY_RUN=true", "DRY_RUN"),
+        ("dry_run=true&force=1", "force"),
+        ("dry_run=true&dry_run=false", "dry_run"),
+        ("dry_run=false&dry_run=true", "dry_run"),
+        ("dry_run&dry_run", "dry_run"),
+    ],
+)
+def test_an_unknown_or_repeated_query_parameter_is_a_400_naming_it(
+    env: pytest.MonkeyPatch, query: str, field: str
+) -> None:
+    # A typo must not make a call run for real, and which of two values counts must not depend
+    # on who reads the query string: refused before anything is asked.
+    response = client().post(f"/?{query}", json={}, headers=AUTH)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == field
 
 
 def test_unreachable_kubernetes_api_is_a_503_with_nothing_done(env: pytest.MonkeyPatch) -> None:

@@ -85,6 +85,8 @@ def test_a_function_url_call_outside_the_allow_list_is_answered_without_a_query(
         (url_event('{"dry_run": true}', headers={"content-type": "text/plain"}), 415),
         (url_event('{"namespace": "' + "a" * (2 * 1024 * 1024) + '"}'), 413),
         (url_event("{}", query="dry_run=maybe"), 400),
+        (url_event("{}", query="dryrun=true"), 400),
+        (url_event("{}", query="dry_run=true&dry_run=false"), 400),
         (url_event('{"dry_run": true}'), 503),  # the Kubernetes API of `env` is down
     ],
     ids=[
@@ -97,6 +99,8 @@ def test_a_function_url_call_outside_the_allow_list_is_answered_without_a_query(
         "not-json-type",
         "too-large",
         "bad-query-flag",
+        "unknown-query-parameter",
+        "repeated-query-parameter",
         "api-down",
     ],
 )
@@ -218,3 +222,41 @@ print(json.dumps(main.lambda_handler(event, None)))
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["statusCode"] == 401
+
+
+@pytest.mark.parametrize(
+    ("part", "value"),
+    [
+        ("headers", [["authorization", f"Bearer {TOKEN}"]]),
+        ("headers", {"authorization": f"Bearer {TOKEN}", "content-type": ["application/json"]}),
+        ("rawQueryString", ["dry_run=true"]),
+        ("isBase64Encoded", "false"),
+        ("body", {"namespace": "kube-system"}),
+        ("method", None),
+    ],
+    ids=["headers-list", "header-list", "query-list", "base64-flag-text", "body-object", "method"],
+)
+def test_a_function_url_event_with_a_malformed_part_is_a_400_naming_it(
+    env: pytest.MonkeyPatch, part: str, value: Any
+) -> None:
+    # Headers given as a list raised an AttributeError (a 502 from the function URL); the
+    # other parts were turned into text and read as something they were not.
+    event = url_event('{"namespace": "kube-system"}')
+    if part == "method":
+        event["requestContext"]["http"]["method"] = value
+    else:
+        event[part] = value
+    status, body = answer(handler()(event, CONTEXT))
+    assert status == 400
+    assert body["field"].startswith(part if part != "method" else "requestContext.http.method")
+
+
+@pytest.mark.parametrize("when", ["yesterday", "2026-13-45T00:00:00Z", 1_700_000_000, ["x"]])
+def test_an_eventbridge_rule_event_with_an_unreadable_time_is_not_run(
+    env: pytest.MonkeyPatch, when: Any
+) -> None:
+    # It cannot be dated, so the age guard cannot judge it: an error result, nothing run.
+    event = scheduled_event(timedelta(0))
+    event["time"] = when
+    report = handler()(event, CONTEXT)
+    assert (report["results"], report["field"]) == ([], "time")

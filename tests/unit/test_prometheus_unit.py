@@ -476,3 +476,23 @@ def test_body_is_decoded_as_json_whatever_the_content_type(
     client = make_client(raw(body, content_type="text/plain"))
 
     assert client.pod_cpu(TARGET, "ingestion-consumer", WINDOW, AT) == {"consumer-a": 1.0}
+
+
+def test_credentials_in_the_endpoint_never_reach_an_error_message(
+    make_client: Callable[..., PrometheusClient], requests: list[httpx.Request]
+) -> None:
+    # Hosted Prometheus services hand out URLs like https://user:key@host/api/prom; every
+    # metrics error is logged, answered and published to the audit topic.
+    endpoint = "http://reader:s3cr3t-key@metrics.test:8428/prom"
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot reach {request.url} as reader:s3cr3t-key")
+
+    failures: list[str] = []
+    for handler in (refuse, answer({"status": "error", "error": "bad"}, 422), answer([])):
+        with pytest.raises(MetricsError) as caught:
+            make_client(handler, endpoint=endpoint).pod_cpu(TARGET, "c", WINDOW, AT)
+        failures.append(str(caught.value))
+    assert all("s3cr3t-key" not in text and "reader" not in text for text in failures), failures
+    assert all("http://***@metrics.test:8428/prom" in text for text in failures), failures
+    assert requests[-1].headers["authorization"].startswith("Basic ")  # still sent, as asked

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -9,7 +10,12 @@ import pytest
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core.model import Target
 from pod_rebalancer.errors import RequestError
-from pod_rebalancer.triggers import is_alertmanager, parse_body
+from pod_rebalancer.triggers import (
+    MAX_TARGETS_PER_CALL,
+    decode_json,
+    is_alertmanager,
+    parse_body,
+)
 
 SETTINGS = Settings(
     prometheus_endpoint="http://metrics.invalid",
@@ -128,13 +134,49 @@ def test_malformed_webhooks_name_the_field(body: dict[str, Any], field: str) -> 
     assert caught.value.field == field
 
 
-def test_only_version_4_with_alerts_is_taken_for_alertmanager() -> None:
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"version": "4", "status": "firing"}, "alerts"),
+        ({"version": "3", "status": "firing", "alerts": []}, "version"),
+        ({"version": 4, "status": "firing", "alerts": []}, "version"),
+        ({"status": "firing", "alerts": []}, "version"),
+        ({"alerts": [], "version": "4"}, "status"),
+    ],
+)
+def test_a_body_with_the_webhooks_keys_is_read_as_one_and_its_errors_name_its_fields(
+    body: dict[str, Any], field: str
+) -> None:
+    # Read as a manual body, {"version": "4", "status": "firing"} was refused naming `version`
+    # as an unknown field, not the missing `alerts`.
+    assert is_alertmanager(body)
+    with pytest.raises(RequestError) as caught:
+        parse_body(body, {}, SETTINGS)
+    assert caught.value.field == field
+
+
+def test_a_manual_body_is_not_a_webhook() -> None:
     assert is_alertmanager(webhook())
-    assert not is_alertmanager({"version": "3", "alerts": []})
-    assert not is_alertmanager({"namespace": "posthog"})
-    # A manual body with Alertmanager's fields is not silently accepted either.
-    with pytest.raises(RequestError):
-        parse_body({"version": "4"}, {}, SETTINGS)
+    assert not is_alertmanager({"namespace": "posthog", "status": "firing"})
+    assert not is_alertmanager([{"version": "4"}])
+
+
+def test_an_invalid_container_label_is_named_when_it_stands_in_for_the_deployment() -> None:
+    with pytest.raises(RequestError) as caught:
+        parse_body(webhook(alert(container="Bad_Name")), {}, SETTINGS)
+    assert caught.value.field == "alerts.0.labels.container"
+    with pytest.raises(RequestError) as caught:
+        parse_body(webhook(alert(deployment="Bad_Name", container="fine")), {}, SETTINGS)
+    assert caught.value.field == "alerts.0.labels.deployment"
+
+
+@pytest.mark.parametrize("field", ["namespace", "deployment", "dry_run"])
+def test_an_explicit_null_in_a_manual_body_is_refused_not_read_as_the_default(field: str) -> None:
+    # A template that rendered {"namespace": null} must not run against the default target.
+    with pytest.raises(RequestError) as caught:
+        parse_body({field: None}, {}, SETTINGS)
+    assert caught.value.field == field
+    assert caught.value.problem.startswith("must not be null")
 
 
 def test_manual_body_defaults_and_dry_run() -> None:
@@ -144,3 +186,73 @@ def test_manual_body_defaults_and_dry_run() -> None:
     assert parse_body({"dry_run": True}, {}, SETTINGS).dry_run is True
     assert parse_body(None, {"dry_run": "1"}, SETTINGS).dry_run is True
     assert parse_body({"dry_run": False}, {"dry_run": "true"}, SETTINGS).dry_run is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"namespace": "kube-system", "namespace": "posthog"}', "namespace"),
+        (b'{"dry_run": true, "dry_run": false}', "dry_run"),
+        (
+            b'{"version": "4", "status": "firing", "alerts": [{}, {"status": "firing", '
+            b'"labels": {"namespace": "a", "namespace": "b"}}]}',
+            "alerts.1.labels.namespace",
+        ),
+    ],
+    ids=["namespace", "dry_run", "nested-label"],
+)
+def test_a_key_given_twice_is_refused_naming_it(raw: bytes, field: str) -> None:
+    # Parsers disagree on which value wins; a signature checker or a proxy could see the other.
+    with pytest.raises(RequestError) as caught:
+        decode_json(raw)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"NaN",
+        b'{"dry_run": Infinity}',
+        b'{"truncatedAlerts": -Infinity}',
+        b'{"truncatedAlerts": 1e999}',
+        '{"namespace": "kube-system"}'.encode("utf-16"),
+        '{"namespace": "kube-system"}'.encode("utf-32"),
+        b'{"namespace": "\xff"}',
+        b'\xef\xbb\xbf{"namespace": "kube-system"}',
+    ],
+    ids=["nan", "infinity", "-infinity", "overflow", "utf-16", "utf-32", "bad-byte", "bom"],
+)
+def test_only_strict_utf8_json_is_read(raw: bytes) -> None:
+    with pytest.raises(RequestError) as caught:
+        decode_json(raw)
+    assert caught.value.field == "body"
+
+
+def test_escaped_text_of_any_code_point_is_still_json() -> None:
+    assert decode_json(b'{"a": "\\u0000\\ud800\\u00e9", "b": [1.5e300, -0]}') == {
+        "a": "\x00\ud800\u00e9",
+        "b": [1.5e300, 0],
+    }
+
+
+def test_a_webhook_naming_more_targets_than_one_call_can_handle_is_refused() -> None:
+    many = [alert(namespace="posthog", deployment=f"d{i}") for i in range(MAX_TARGETS_PER_CALL)]
+    assert len(parse_body(webhook(*many), {}, SETTINGS).targets) == MAX_TARGETS_PER_CALL
+    # The same target named by many alerts counts once; a resolved one counts too.
+    repeated = [alert(namespace="posthog", deployment="d0") for _ in range(10_000)]
+    assert len(parse_body(webhook(*many, *repeated), {}, SETTINGS).targets) == 100
+    one_more = alert("resolved", namespace="posthog", deployment="d-extra")
+    with pytest.raises(RequestError) as caught:
+        parse_body(webhook(*many, one_more), {}, SETTINGS)
+    assert caught.value.field == "alerts"
+
+
+def test_what_a_webhook_adds_to_every_decision_log_line_is_bounded() -> None:
+    # Cloud Logging drops an entry over 256 KiB: a sender's megabyte-long groupKey, receiver or
+    # fingerprints must not take every decision line of the call with them.
+    body = webhook(*[alert(fingerprint="f" * 1_000) for _ in range(1_000)])
+    body.update(groupKey="g" * 500_000, receiver="r" * 500_000)
+    context = parse_body(body, {}, SETTINGS).context
+    assert len(json.dumps(context)) < 16 * 1024
+    assert context["fingerprints_omitted"] == 900
+    assert context["group_key"].startswith("g" * 1_000)

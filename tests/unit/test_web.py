@@ -62,7 +62,7 @@ def signed_request(body: bytes, stamp: float) -> HttpRequest:
         STAMP_HEADER.lower(): text,
         "x-grafana-alerting-signature": digest,
     }
-    return HttpRequest("POST", headers, {}, io.BytesIO(body).read, len(body))
+    return HttpRequest("POST", headers, (), io.BytesIO(body).read, len(body))
 
 
 def test_signature_freshness_is_judged_by_the_runtimes_clock_not_the_wall_clock() -> None:

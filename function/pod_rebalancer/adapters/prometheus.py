@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from pod_rebalancer.config import split_credentials
 from pod_rebalancer.core.model import Target
 from pod_rebalancer.core.names import label_problem
 from pod_rebalancer.errors import MetricsError
@@ -50,6 +51,8 @@ class PrometheusClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._endpoint = endpoint.rstrip("/")
+        # What messages show: credentials in the URL (https://user:key@host) never leave here.
+        self._shown, self._credentials = split_credentials(self._endpoint)
         self._token = token
         self._client = httpx.Client(
             base_url=self._endpoint,
@@ -79,10 +82,19 @@ class PrometheusClient:
         try:
             response = self._client.post("/api/v1/query", data=params, headers=headers)
         except httpx.TimeoutException as exc:
-            raise MetricsError(f"metrics server at {self._endpoint} timed out: {exc}") from exc
+            raise MetricsError(
+                f"metrics server at {self._shown} timed out: {self._scrub(exc)}"
+            ) from exc
         except httpx.HTTPError as exc:
-            raise MetricsError(f"metrics server at {self._endpoint} unreachable: {exc}") from exc
-        return _vector(response, self._endpoint)
+            raise MetricsError(
+                f"metrics server at {self._shown} unreachable: {self._scrub(exc)}"
+            ) from exc
+        return _vector(response, self._shown)
+
+    def _scrub(self, exc: Exception) -> str:
+        """The library's message, with the URL's credentials (if any) taken out."""
+        text = str(exc)
+        return text.replace(self._credentials, "***") if self._credentials else text
 
 
 def _vector(response: httpx.Response, endpoint: str) -> list[dict[str, Any]]:
