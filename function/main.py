@@ -1,74 +1,28 @@
-"""Entry points. A routing table: translate the platform's request, call the edge, map the result.
+"""Entry points. A routing table: hand the platform's request to its edge, return the answer.
 
 `rebalance` and `rebalance_pubsub` are the Cloud Functions targets (functions-framework);
 `lambda_handler` is the AWS Lambda handler. The Lambda package has no functions-framework and no
-Flask, so they are imported only where the Cloud Functions targets are registered and called.
+Flask: they are imported only where the Cloud Functions targets are registered and called.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import traceback
-from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-from pod_rebalancer import web
+from pod_rebalancer import gcf
 from pod_rebalancer.aws_lambda import handle_lambda
 from pod_rebalancer.bootstrap import Lazy
-from pod_rebalancer.cloudevent import handle_cloud_event, unreadable_envelope
-from pod_rebalancer.errors import RequestError
+from pod_rebalancer.cloudevent import handle_cloud_event
 
 if TYPE_CHECKING:
     import flask
-
-try:
-    import functions_framework
-except ModuleNotFoundError:  # the Lambda package: there is nothing to register with
-    CLOUD_FUNCTIONS = False
-else:
-    CLOUD_FUNCTIONS = True
 
 runtime = Lazy()
 
 
 def rebalance(request: flask.Request) -> flask.Response:
     """Alertmanager webhooks, Cloud Scheduler HTTP targets and manual calls."""
-    import flask  # noqa: PLC0415  (present wherever functions-framework serves this)
-
-    answer = web.handle(
-        web.HttpRequest(
-            method=request.method,
-            headers={name.lower(): value for name, value in request.headers.items()},
-            query=list(request.args.items(multi=True)),
-            read=_reader(request.stream),
-            content_length=request.content_length,
-        ),
-        runtime,
-    )
-    _drain(request.stream)
-    return flask.Response(
-        answer.text(), status=answer.status, mimetype="application/json", headers=answer.headers
-    )
-
-
-def _reader(stream: IO[bytes]) -> Callable[[int], bytes]:
-    def read(size: int) -> bytes:
-        try:
-            return stream.read(size)
-        except Exception as exc:  # the server's own framing errors (gunicorn's, werkzeug's)
-            raise RequestError("body", f"could not be read ({type(exc).__name__})") from exc
-
-    return read
-
-
-def _drain(stream: IO[bytes]) -> None:
-    """Read what is left of the body, and drop it. functions-framework reads the rest into memory
-    after every answer: consumed here a chunk at a time, an upload costs no memory, and a
-    malformed one ends here rather than in a 500 raised by the framework after we answered."""
-    with contextlib.suppress(Exception):
-        while stream.read(64 * 1024):
-            pass
+    return gcf.http(request, runtime)
 
 
 def rebalance_pubsub(cloud_event: Any) -> None:
@@ -76,45 +30,14 @@ def rebalance_pubsub(cloud_event: Any) -> None:
     handle_cloud_event(cloud_event, runtime)
 
 
-def unreadable_cloud_event(exc: Exception) -> tuple[str, int]:
-    """What functions-framework raises, rather than answers, for some requests it cannot read as
-    a CloudEvent (e.g. JSON nested deeper than its decoder follows): a 400, as it answers others
-    it cannot read, not a 500 that Pub/Sub would deliver again for days. A RecursionError that did
-    not come from the CloudEvent parser is a bug, and stays one."""
-    if isinstance(exc, RecursionError) and not _raised_by_cloudevents(exc):
-        raise exc
-    return unreadable_envelope(f"it could not be parsed ({type(exc).__name__})"), 400
-
-
-def not_a_cloud_event(exc: Exception) -> tuple[str, int]:
-    """functions-framework's own 400 for a request that is no CloudEvent quotes the request's
-    headers and body back, bearer token included, and a sender such as Alertmanager logs the
-    answers it gets: answered here with nothing of the request in it."""
-    return unreadable_envelope("neither a CloudEvent nor an event convertible to one"), 400
-
-
-def _raised_by_cloudevents(exc: BaseException) -> bool:
-    return any(
-        "/cloudevents/" in frame.filename for frame in traceback.extract_tb(exc.__traceback__)
-    )
-
-
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """AWS Lambda: function URL requests and scheduled runs (EventBridge)."""
     return handle_lambda(event, context, runtime)
 
 
-if CLOUD_FUNCTIONS:
-    # What the decorators do: register each target's signature type with functions-framework.
-    functions_framework.http(rebalance)
-    functions_framework.cloud_event(rebalance_pubsub)
-    # create_app names the target in FUNCTION_TARGET and imports this module inside the new
-    # app's context; imported anywhere else (a test, a script), there is no app to tell.
-    import flask
-    from cloudevents.exceptions import GenericException
-    from werkzeug.exceptions import BadRequest
-
-    if flask.has_app_context() and os.environ.get("FUNCTION_TARGET") == rebalance_pubsub.__name__:
-        for unreadable in (GenericException, RecursionError):
-            flask.current_app.register_error_handler(unreadable, unreadable_cloud_event)
-        flask.current_app.register_error_handler(BadRequest, not_a_cloud_event)
+try:
+    import functions_framework  # noqa: F401  (only: is this Cloud Functions?)
+except ModuleNotFoundError:  # the Lambda package: nothing to register with
+    pass
+else:
+    gcf.register(rebalance, rebalance_pubsub)

@@ -11,7 +11,8 @@ import pytest
 from flask.testing import FlaskClient
 from functions_framework import create_app
 
-from tests.entry import MAIN, fresh_main
+from pod_rebalancer import gcf
+from tests.entry import MAIN
 
 
 def client() -> FlaskClient:
@@ -171,7 +172,7 @@ def test_a_cloud_event_too_deeply_nested_to_parse_is_a_400_not_a_500(
 
 def test_a_recursion_error_of_our_own_is_still_a_bug() -> None:
     with pytest.raises(RecursionError):
-        fresh_main().unreadable_cloud_event(RecursionError("ours"))
+        gcf.unreadable_cloud_event(RecursionError("ours"))
 
 
 def test_a_request_that_is_no_cloud_event_is_refused_without_quoting_it(
