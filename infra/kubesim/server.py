@@ -4,7 +4,6 @@ authentication, RBAC and the handler (handlers.py), in that order; and the /_sim
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -38,6 +37,7 @@ from infra.kubesim.status import (
     generic,
     internal_error,
 )
+from infra.kubesim.wire import Encoder, compact
 
 JSON = "application/json"
 NS = r"(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)"
@@ -93,6 +93,7 @@ class Simulator:
         self.cluster = cluster
         self.authorizer = authorizer
         self.faults = Faults()
+        self.encoder = Encoder()
         self.requests: deque[dict[str, Any]] = deque(maxlen=20000)
         # The load model's counters in Prometheus text format (exposition.py), when wired.
         self.cadvisor: Callable[[], str] | None = None
@@ -182,7 +183,7 @@ class Simulator:
             self.authorizer.authorize(exchange.user, attrs)
             status, body = handlers.handle(self.cluster, route.short, attrs, request, query)
             exchange.status = status
-            return _json(status, body)
+            return _json(status, body, encode=self.encoder.encode)
         except ApiError as err:
             exchange.status = err.code
             return _status_response(err)
@@ -424,10 +425,13 @@ def _match(path: str) -> tuple[Route | None, re.Match[str] | None]:
     return None, None
 
 
-def _json(code: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
-    response = Response(
-        json.dumps(body, separators=(",", ":")) + "\n", status=code, content_type=JSON
-    )
+def _json(
+    code: int,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+    encode: Callable[[Any], bytes] = compact,
+) -> Response:
+    response = Response(encode(body) + b"\n", status=code, content_type=JSON)
     response.headers["Audit-Id"] = str(uuid.uuid4())
     response.headers["Cache-Control"] = "no-cache, private"
     for key, value in (headers or {}).items():

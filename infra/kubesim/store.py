@@ -143,6 +143,9 @@ class Store:
         self.after_write: Callable[[float], None] = _no_controllers
         self.snapshot_seconds = SNAPSHOT_SECONDS
         self.snapshots: OrderedDict[tuple[Hashable, ...], Snapshot] = OrderedDict()
+        # The last selection of each list, by the revision it was made at: at an unchanged
+        # revision nothing can have changed, so a list selects once, as a watch cache serves it.
+        self.selections: OrderedDict[tuple[Hashable, ...], tuple[int, list[Obj]]] = OrderedDict()
 
     def next_rv(self) -> str:
         self.rv += 1
@@ -188,12 +191,13 @@ class Store:
                 raise expired_continue()  # a token this list never handed out
             items, rv = snapshot.items[position + 1 :], token.rv
         else:
-            items, rv = select(), self.rv
+            # Only a list that says which it is (`query`) may reuse its selection.
+            items = self._select((kind, *query), select) if query else select()
+            rv = self.rv
         metadata["resourceVersion"] = str(rv)
         if limit and limit > 0 and len(items) > limit:
             if not continue_token:
-                positions = {item_key(item): index for index, item in enumerate(items)}
-                self._keep((kind, *query, rv), Snapshot(items, positions, self.clock()))
+                self._keep((kind, *query, rv), items)
             metadata["continue"] = ContinueToken(rv, item_key(items[limit - 1])).encode()
             metadata["remainingItemCount"] = len(items) - limit
             items = items[:limit]
@@ -204,8 +208,25 @@ class Store:
             "items": [objects.without_type_meta(i) for i in items],
         }
 
-    def _keep(self, key: tuple[Hashable, ...], snapshot: Snapshot) -> None:
-        self.snapshots[key] = snapshot
+    def _select(self, key: tuple[Hashable, ...], select: Callable[[], list[Obj]]) -> list[Obj]:
+        cached = self.selections.get(key)
+        if cached is not None and cached[0] == self.rv:
+            return cached[1]
+        items = select()
+        self.selections[key] = (self.rv, items)
+        while len(self.selections) > SNAPSHOTS:
+            self.selections.popitem(last=False)
+        return items
+
+    def _keep(self, key: tuple[Hashable, ...], items: list[Obj]) -> None:
+        """Keep (or, listed again at the same revision, renew) the selection of a paged list."""
+        kept = self.snapshots.get(key)
+        if kept is not None and kept.items is items:
+            kept.taken = self.clock()
+            self.snapshots.move_to_end(key)
+            return
+        positions = {item_key(item): index for index, item in enumerate(items)}
+        self.snapshots[key] = Snapshot(items, positions, self.clock())
         while len(self.snapshots) > SNAPSHOTS:
             self.snapshots.popitem(last=False)
 
