@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from pod_rebalancer.adapters.kube import (
@@ -13,9 +15,9 @@ from pod_rebalancer.adapters.kube import (
     lease_body,
     parse_deployment,
     parse_lease,
-    parse_pod,
+    pod_page,
 )
-from pod_rebalancer.core.model import LeaseState, Target
+from pod_rebalancer.core.model import LeaseState, PodInfo, Target
 
 EXCLUDE = "pod-rebalancer.io/exclude"
 TARGET = Target("posthog", "ingestion-consumer")
@@ -78,6 +80,13 @@ def pod_json(created: str, started: str | None) -> dict[str, Any]:
     }
 
 
+def parse_pod(item: dict[str, Any], exclude: str) -> PodInfo:
+    """One pod through the decoder the pod list goes through."""
+    (pod,), token = pod_page(json.dumps({"items": [item]}).encode(), exclude)
+    assert token == ""
+    return pod
+
+
 def test_a_pods_age_counts_from_its_start_not_its_creation() -> None:
     # Pending for ten minutes, running for one: one minute of metrics.
     found = parse_pod(pod_json("2026-11-22T02:50:00Z", "2026-11-22T02:59:00Z"), EXCLUDE)
@@ -132,3 +141,24 @@ def test_releasing_without_a_rebalance_removes_our_annotations() -> None:
     assert LAST_REBALANCE not in body["metadata"]["annotations"]
     assert LAST_SELECTION not in body["metadata"]["annotations"]
     assert body["spec"] == {"holderIdentity": None, "leaseDurationSeconds": 300}
+
+
+def test_a_page_keeps_only_what_the_decision_reads_and_its_continue_token() -> None:
+    item = pod_json("2026-11-22T02:50:00Z", "2026-11-22T02:51:00Z")
+    item["metadata"]["labels"] = {"app": "x"}
+    item["spec"] = {"containers": [{"name": "c", "image": "i"}]}
+    item["metadata"]["deletionTimestamp"] = "2026-11-22T03:00:00Z"
+    body = {"kind": "PodList", "metadata": {"continue": "next", "resourceVersion": "9"}}
+    (pod,), token = pod_page(json.dumps({**body, "items": [item]}).encode(), EXCLUDE)
+    assert (pod.name, pod.uid, pod.ready, pod.terminating) == ("p", "u", True, True)
+    assert token == "next"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b'{"items": [{"metadata": {}}]}', b'{"items": [{"metadata": {"name": 7}}]}', b"{"],
+    ids=["not-an-object", "no-name", "name-not-a-string", "truncated"],
+)
+def test_a_page_that_is_not_a_pod_list_is_refused(body: bytes) -> None:
+    with pytest.raises((msgspec.DecodeError, msgspec.ValidationError)):
+        pod_page(body, EXCLUDE)

@@ -2,8 +2,11 @@
 
 The client supplies configuration, authentication, TLS and connection pooling; requests go through
 `ApiClient.call_api` with JSON bodies and raw JSON answers, parsed into light records, because
-building full model objects for 10,000 pods costs seconds and hundreds of MiB. Every library error
-is translated here, once, into KubernetesError; expected answers (404, 409, 429) become values.
+building full model objects for 10,000 pods costs seconds and hundreds of MiB. The pod list, the
+one large answer, is decoded by msgspec straight into the few fields the decision reads: unknown
+fields are skipped without building them, several times faster than `json.loads`. Every library
+error is translated here, once, into KubernetesError; expected answers (404, 409, 429) become
+values.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
@@ -109,24 +113,66 @@ def parse_deployment(target: Target, body: dict[str, Any], exclude: str) -> Depl
     )
 
 
-def parse_pod(item: dict[str, Any], exclude: str) -> PodInfo:
-    """One item of a pod list, reduced to what the decision needs."""
-    meta = item["metadata"]
-    status = item.get("status") or {}
+class _Condition(msgspec.Struct):
+    type: str = ""
+    status: str = ""
+
+
+class _PodStatus(msgspec.Struct):
+    phase: str = ""
+    startTime: str | None = None  # noqa: N815  (the API's field names)
+    conditions: list[_Condition] | None = None
+
+
+class _PodMeta(msgspec.Struct):
+    name: str
+    uid: str = ""
+    creationTimestamp: str | None = None  # noqa: N815
+    deletionTimestamp: str | None = None  # noqa: N815
+    annotations: dict[str, str] | None = None
+
+
+class _Pod(msgspec.Struct):
+    metadata: _PodMeta
+    status: _PodStatus | None = None
+
+
+class _ListMeta(msgspec.Struct):
+    continue_: str | None = msgspec.field(default=None, name="continue")
+
+
+class _PodList(msgspec.Struct):
+    items: list[_Pod] | None = None
+    metadata: _ListMeta | None = None
+
+
+_POD_LIST = msgspec.json.Decoder(_PodList)
+
+
+def pod_page(raw: bytes, exclude: str) -> tuple[list[PodInfo], str]:
+    """One page of a pod list: its pods as the decision needs them, and its continue token.
+    ValueError (msgspec's errors are ValueErrors) for a body that is not a pod list."""
+    page = _POD_LIST.decode(raw)
+    token = (page.metadata.continue_ if page.metadata else None) or ""
+    return [_pod_info(item, exclude) for item in page.items or ()], token
+
+
+def _pod_info(item: _Pod, exclude: str) -> PodInfo:
+    meta, status = item.metadata, item.status or _PodStatus()
     ready = False
-    for condition in status.get("conditions") or ():
-        if condition.get("type") == "Ready":
-            ready = condition.get("status") == "True"
+    for condition in status.conditions or ():
+        if condition.type == "Ready":
+            ready = condition.status == "True"
             break
     # Age counts from the start: a pod that sat Pending has no metrics for that time.
-    started = parse_time(status.get("startTime")) or parse_time(meta.get("creationTimestamp"))
+    started = parse_time(status.startTime) or parse_time(meta.creationTimestamp)
     return PodInfo(
-        name=meta["name"],
-        uid=meta.get("uid", ""),
-        ready=ready and status.get("phase") == "Running",
+        name=meta.name,
+        uid=meta.uid,
+        ready=ready and status.phase == "Running",
         started_at=started,
-        excluded=excluded(meta.get("annotations"), exclude),
-        terminating=bool(meta.get("deletionTimestamp")),
+        excluded=excluded(meta.annotations, exclude),
+        terminating=bool(meta.deletionTimestamp),
     )
 
 
@@ -181,12 +227,12 @@ class Cluster:
             query = {"labelSelector": selector, "limit": str(PAGE_SIZE)}
             if token:
                 query["continue"] = token
-            answer = self.call("GET", path, query=query)
+            answer = self.call("GET", path, query=query, raw=True)
             try:
-                pods.extend(parse_pod(item, self._exclude) for item in answer.body["items"] or ())
-                token = (answer.body.get("metadata") or {}).get("continue") or ""
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise KubernetesError(f"unreadable pod list in {namespace}: {exc!r}") from exc
+                page, token = pod_page(answer.body, self._exclude)
+            except ValueError as exc:
+                raise KubernetesError(f"unreadable pod list in {namespace}: {exc}") from exc
+            pods.extend(page)
             if not token:
                 return pods
         raise KubernetesError(f"pod list in {namespace} exceeds {MAX_PAGES * PAGE_SIZE} pods")
@@ -264,7 +310,9 @@ class Cluster:
         query: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
         expect: tuple[int, ...] = (200,),
+        raw: bool = False,
     ) -> _Answer:
+        """One request; an expected answer's body as JSON, or (`raw`) as the bytes it came in."""
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -278,7 +326,7 @@ class Cluster:
                 auth_settings=["BearerToken"],
             )
             response = self._api.call_api(*request, _request_timeout=self._timeout)
-            raw = response.read()  # type: ignore[no-untyped-call]
+            data: bytes = response.read()  # type: ignore[no-untyped-call]
         except ApiException as exc:
             raise KubernetesError(
                 f"Kubernetes API {method} {path} failed: {exc.reason or exc}",
@@ -291,8 +339,10 @@ class Cluster:
                 f"Kubernetes API unreachable ({method} {path}): {exc}", unsure=True
             ) from exc
         status = int(response.status)
+        if raw and status in expect:
+            return _Answer(status, data)
         try:
-            parsed = json.loads(raw) if raw else None
+            parsed = json.loads(data) if data else None
         except ValueError as exc:
             raise KubernetesError(
                 f"Kubernetes API {method} {path} answered HTTP {status} with a non-JSON body",
