@@ -74,6 +74,7 @@ reliability: setup
 bench: setup
 	$(BIN)/python bench/bench_core.py
 	$(BIN)/python bench/bench_e2e.py
+	$(BIN)/python bench/bench_user.py
 
 package:
 	$(PYTHON) infra/scripts/package.py build/function.zip

@@ -13,6 +13,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pod_rebalancer import locking
@@ -66,6 +67,8 @@ class Rebalancer:
         self._log = log or get_logger()
         self._audit = audit
         self._policy = settings.policy()
+        # For the read that overlaps another within one decision; never a task that waits on one.
+        self._reads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rebalancer-read")
 
     @property
     def settings(self) -> Settings:
@@ -73,6 +76,7 @@ class Rebalancer:
 
     def close(self) -> None:
         """Release the clients' connections (tests and scripts; an instance keeps them)."""
+        self._reads.shutdown(wait=True)
         for port in (self._metrics, self._cluster):
             close = getattr(port, "close", None)
             if close is not None:
@@ -136,6 +140,8 @@ class Rebalancer:
             return skipped(Reason.TARGET_NOT_FOUND)
         # The Lease first: right after a rebalance the replacements are still starting, and a
         # duplicate delivery should hear "cooldown", not the rollout that the eviction caused.
+        # It is read after the Deployment, not beside it: read earlier, a duplicate racing the
+        # winner would miss its stamp and then list the pods it evicted (pods_not_ready).
         now = self._clock()
         refusal = locking.blocked_by_lease(self._cluster, target, instance, now, settings.cooldown)
         if refusal is not None:
@@ -164,11 +170,21 @@ class Rebalancer:
                 f"{target.deployment!r}, so which one to measure is ambiguous"
             )
             return skipped(Reason.NO_METRICS, errors={"container": problem})
+        # The metrics query runs while the pods are listed: independent reads, and the result is
+        # looked at only where it was read before, so what a failure of either means is unchanged.
+        measured = self._reads.submit(
+            self._metrics.pod_cpu, target, container, settings.metrics_time_window, now
+        )
         pods = self._cluster.pods(target.namespace, selector)
         refusal = pods_not_ready(pods)
         if refusal is not None:
-            return skipped(refusal)
-        samples = self._metrics.pod_cpu(target, container, settings.metrics_time_window, now)
+            # Pods starting because another invocation just rebalanced (it took the Lease after
+            # this one read it): that is the truer answer for a duplicate delivery.
+            again = locking.blocked_by_lease(
+                self._cluster, target, instance, self._clock(), settings.cooldown
+            )
+            return skipped(again or refusal)
+        samples = measured.result()
         plan = planner.plan(samples, pods, self._policy, now)
         if not plan.acts:
             return skipped(plan.reason, plan)
