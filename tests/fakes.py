@@ -18,6 +18,7 @@ from pod_rebalancer.core.model import (
     Target,
 )
 from pod_rebalancer.errors import AuditError, KubernetesError, MetricsError
+from pod_rebalancer.locking import lease_name
 from pod_rebalancer.ports import EventNote, EvictionMode
 from tests.builders import pods, settled
 
@@ -75,6 +76,7 @@ class FakeCluster:
     lost_answers: list[str] = field(default_factory=list)
     retried: bool = False
     lease_reads_fail: bool = False
+    enabled: bool = False  # carries pod-rebalancer.io/enabled: "true" (opted in to sweeps)
 
     def __post_init__(self) -> None:
         if not self.pods_:
@@ -86,8 +88,20 @@ class FakeCluster:
             self.before_read(self, self.deployment_reads)
         if not self.exists:
             return None
+        return self.record(target)
+
+    def record(self, target: Target) -> Deployment:
+        """The Deployment as a GET or a list of the API returns it."""
         problem = "" if self.selector is not None else "the Deployment has an empty selector"
-        return Deployment(target, "dep-uid", self.selector, self.containers, self.state, problem)
+        return Deployment(
+            target,
+            "dep-uid",
+            self.selector,
+            self.containers,
+            self.state,
+            problem,
+            enabled=self.enabled,
+        )
 
     def pods(self, namespace: str, selector: str) -> list[PodInfo]:
         self.listed.append(selector)
@@ -177,3 +191,124 @@ class FakeAudit:
             raise AuditError("publish timed out")
         self.records.append((record, attributes))
         return str(len(self.records))
+
+
+@dataclass
+class FakeFleet:
+    """Several Deployments in several namespaces behind one ClusterPort, each a FakeCluster of its
+    own (pods, Lease, removals, Events), found by target, by pod selector, by Lease name or by pod
+    name as the API would route the request. Lists Deployments per namespace; `forbidden`
+    namespaces refuse the list (403), as RBAC without `deployments list` does."""
+
+    members: dict[Target, FakeCluster] = field(default_factory=dict)
+    cpu: dict[Target, dict[str, float]] = field(default_factory=dict)
+    forbidden: set[str] = field(default_factory=set)
+    listed: list[str] = field(default_factory=list)  # namespaces whose Deployments were listed
+    # Called at the start of each pod list with its target: lets a test hold targets in flight.
+    on_pods: Callable[[Target], None] | None = None
+
+    def add(
+        self, target: Target, cpu: list[float], *, enabled: bool = True, **changes: Any
+    ) -> FakeCluster:
+        names = [f"{target.deployment}-abc-{i:02d}" for i in range(len(cpu))]
+        member = FakeCluster(
+            names=names,
+            state=settled(len(names)),
+            selector=f"app={target.deployment}",
+            containers=(target.deployment,),
+            enabled=enabled,
+            **changes,
+        )
+        self.members[target] = member
+        self.cpu[target] = dict(zip(names, cpu, strict=True))
+        return member
+
+    def removed(self) -> dict[Target, list[str]]:
+        """The pods removed (real or dry) per target, for targets that removed any."""
+        return {t: [r.pod for r in m.removed] for t, m in self.members.items() if m.removed}
+
+    def deployments(self, namespace: str) -> list[Deployment]:
+        self.listed.append(namespace)
+        if namespace in self.forbidden:
+            raise KubernetesError(
+                f"Kubernetes API GET /apis/apps/v1/namespaces/{namespace}/deployments answered "
+                f'HTTP 403: deployments.apps is forbidden: cannot list resource "deployments"',
+                403,
+                "Forbidden",
+            )
+        return [
+            member.record(target)
+            for target, member in self.members.items()
+            if target.namespace == namespace and member.exists
+        ]
+
+    def deployment(self, target: Target) -> Deployment | None:
+        member = self.members.get(target)
+        return None if member is None else member.deployment(target)
+
+    def pods(self, namespace: str, selector: str) -> list[PodInfo]:
+        target, member = self._find(
+            lambda t, m: t.namespace == namespace and m.selector == selector
+        )
+        if self.on_pods is not None:
+            self.on_pods(target)
+        return member.pods(namespace, selector)
+
+    def lease(self, namespace: str, name: str) -> Lease | None:
+        return self._by_lease(namespace, name).lease(namespace, name)
+
+    def create_lease(self, namespace: str, name: str, state: LeaseState) -> Lease | None:
+        return self._by_lease(namespace, name).create_lease(namespace, name, state)
+
+    def replace_lease(self, lease: Lease, state: LeaseState) -> Lease | None:
+        return self._by_lease(lease.namespace, lease.name).replace_lease(lease, state)
+
+    def remover(self, mode: EvictionMode, *, dry_run: bool) -> FleetRemover:
+        return FleetRemover(self, mode, dry_run)
+
+    def event(
+        self, deployment: Deployment, note: EventNote, *, now: datetime, instance: str
+    ) -> None:
+        self.members[deployment.target].events.append(note)
+
+    def by_pod(self, namespace: str, pod: str) -> FakeCluster:
+        return self._find(lambda t, m: t.namespace == namespace and pod in m.names)[1]
+
+    def _by_lease(self, namespace: str, name: str) -> FakeCluster:
+        return self._find(lambda t, m: t.namespace == namespace and lease_name(t) == name)[1]
+
+    def _find(self, match: Callable[[Target, FakeCluster], bool]) -> tuple[Target, FakeCluster]:
+        (found,) = [(t, m) for t, m in self.members.items() if match(t, m)]
+        return found
+
+
+@dataclass
+class FleetRemover:
+    fleet: FakeFleet
+    mode: EvictionMode
+    dry_run: bool
+
+    def remove(self, namespace: str, pod: str, uid: str) -> EvictionResult:
+        member = self.fleet.by_pod(namespace, pod)
+        return member.remover(self.mode, dry_run=self.dry_run).remove(namespace, pod, uid)
+
+    def gone(self, namespace: str, pod: str, uid: str) -> bool:
+        member = self.fleet.by_pod(namespace, pod)
+        return member.remover(self.mode, dry_run=self.dry_run).gone(namespace, pod, uid)
+
+
+@dataclass
+class FleetMetrics:
+    """Each target's own samples; `failing` targets' queries fail (the metrics server errs)."""
+
+    fleet: FakeFleet
+    failing: set[Target] = field(default_factory=set)
+    queried: list[Target] = field(default_factory=list)
+
+    def pod_cpu(
+        self, target: Target, container: str, window: timedelta, at: datetime
+    ) -> dict[str, float]:
+        self.queried.append(target)
+        if target in self.failing:
+            raise MetricsError(f"metrics server answered HTTP 500 for {target}")
+        return dict(self.fleet.cpu.get(target, {}))

@@ -300,6 +300,7 @@ MANUAL_WRONG: dict[str, list[Any]] = {
     "namespace": _NOT_STRING,
     "deployment": _NOT_STRING,
     "dry_run": _NOT_BOOL,
+    "sweep": _NOT_BOOL,
 }
 
 
@@ -318,7 +319,7 @@ def broken_manual(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
         body[name] = draw(st.sampled_from(MANUAL_WRONG[name]))
     else:
         name = draw(
-            st.sampled_from(["dryrun", "Namespace", "deployments", "sweep", "force", "target"])
+            st.sampled_from(["dryrun", "Namespace", "deployments", "sweeps", "force", "target"])
         )
         body[name] = draw(json_values(max_leaves=3))
     return body, name

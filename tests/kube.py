@@ -7,7 +7,15 @@ from typing import Any
 from kubernetes.client import ApiClient, Configuration
 
 from infra.kubesim.launcher import KubeSim
-from infra.stack.kube import TOKEN, USER, deployment, kubeconfig, rebalancer_rules, scenario
+from infra.stack.kube import (
+    TOKEN,
+    USER,
+    deployment,
+    kubeconfig,
+    rebalancer_rules,
+    scenario,
+    sweep_rules,
+)
 from pod_rebalancer.adapters.kube_auth import CLIENT_RETRIES
 
 __all__ = [
@@ -21,6 +29,7 @@ __all__ = [
     "kubeconfig",
     "rebalancer_rules",
     "scenario",
+    "sweep_rules",
 ]
 
 REBALANCER_RULES = rebalancer_rules()

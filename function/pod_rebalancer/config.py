@@ -24,6 +24,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PATTERN = re.compile(r"[a-z0-9.*-]+")
 _SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+")
 _TOPIC = re.compile(r"projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}")
+DEFAULT_MAX_PODS_PER_RUN = 10  # pods one run may remove in all, unless MAX_PODS_TO_DELETE is more
 
 
 def split_credentials(url: str) -> tuple[str, str]:
@@ -88,6 +89,11 @@ class Settings(BaseSettings):
     cooldown: Duration = timedelta(minutes=15)
     eviction_mode: Literal["evict", "delete"] = "evict"
     dry_run: bool = True
+
+    # Sweeps: how many targets are worked on at once, and the pods one run may remove in all
+    # (every run with several targets; unset, 10 or MAX_PODS_TO_DELETE if that is more).
+    sweep_concurrency: int = Field(default=4, ge=1, le=32)
+    max_pods_per_run: int | None = Field(default=None, ge=1, le=1000)
 
     allowed_namespaces: Patterns = ()
     allowed_deployments: Patterns = ("*",)
@@ -166,9 +172,26 @@ class Settings(BaseSettings):
             raise _invalid("audit_topic", "must look like projects/PROJECT/topics/TOPIC")
         return self
 
+    @model_validator(mode="after")
+    def _check_run_budget(self) -> Settings:
+        if self.max_pods_per_run is not None and self.max_pods_per_run < self.max_pods_to_delete:
+            raise _invalid(
+                "max_pods_per_run",
+                f"must be at least MAX_PODS_TO_DELETE ({self.max_pods_to_delete}), or a target "
+                "could never act",
+            )
+        return self
+
     @property
     def pod_age_minimum(self) -> timedelta:
         return self.min_pod_age if self.min_pod_age is not None else 2 * self.metrics_time_window
+
+    @property
+    def run_pod_budget(self) -> int:
+        """MAX_PODS_PER_RUN, or its default: 10, or MAX_PODS_TO_DELETE when that is larger."""
+        if self.max_pods_per_run is not None:
+            return self.max_pods_per_run
+        return max(DEFAULT_MAX_PODS_PER_RUN, self.max_pods_to_delete)
 
     @property
     def allow_list(self) -> AllowList:

@@ -125,6 +125,7 @@ def outcome_of(target: Target, plan: Plan, removals: Removals, *, dry_run: bool)
     did not go through or was not sent; `errors` says why, per pod.
     """
     errors = dict(removals.errors)
+    disrupted = len(removals.removed) + len(removals.unsure)
     if not removals.removed:
         if removals.failure is not None:
             return Outcome(
@@ -135,6 +136,7 @@ def outcome_of(target: Target, plan: Plan, removals: Removals, *, dry_run: bool)
                 plan,
                 errors=errors,
                 retryable=True,
+                disrupted=disrupted,
             )
         reason = removals.stopped or (
             Reason.EVICTION_BLOCKED if removals.blocked else Reason.PARTIAL
@@ -142,6 +144,23 @@ def outcome_of(target: Target, plan: Plan, removals: Removals, *, dry_run: bool)
         return Outcome(target, dry_run, Action.SKIPPED, reason.value, plan, errors=errors)
     reason = Reason.PARTIAL if errors else plan.reason
     if dry_run:
-        return Outcome(target, True, Action.WOULD_REBALANCE, reason.value, plan, errors=errors)
+        return Outcome(
+            target,
+            True,
+            Action.WOULD_REBALANCE,
+            reason.value,
+            plan,
+            errors=errors,
+            disrupted=disrupted,
+        )
     evicted = tuple(removals.removed)
-    return Outcome(target, False, Action.REBALANCED, reason.value, plan, evicted, errors=errors)
+    return Outcome(
+        target,
+        False,
+        Action.REBALANCED,
+        reason.value,
+        plan,
+        evicted,
+        errors=errors,
+        disrupted=disrupted,
+    )

@@ -53,6 +53,10 @@ class EventNote:
 
 class ClusterPort(LeaseStore, Protocol):
     def deployment(self, target: Target) -> Deployment | None: ...
+    def deployments(self, namespace: str) -> list[Deployment]:
+        """Every Deployment of the namespace (a sweep's discovery; `deployments list`)."""
+        ...
+
     def pods(self, namespace: str, selector: str) -> list[PodInfo]: ...
     def remover(self, mode: EvictionMode, *, dry_run: bool) -> PodRemover:
         """The writer for one run: chosen once, so no call below it asks "dry run?"."""

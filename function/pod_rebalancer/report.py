@@ -31,6 +31,9 @@ class Outcome:
     evicted: tuple[str, ...] = ()
     errors: dict[str, str] = field(default_factory=dict)
     retryable: bool = False  # a dependency failed: the caller should retry later
+    # Pods removed or perhaps removed (an answer lost); in a dry run, those the API accepted. What
+    # the run's budget (MAX_PODS_PER_RUN) is charged for this target.
+    disrupted: int = 0
 
     @classmethod
     def unavailable(cls, target: Target, dry_run: bool, exc: DependencyError) -> Outcome:

@@ -5,6 +5,9 @@ Per target, `_decide` gathers the facts and lets the core judge them: allowed �
 runs the plan through the actuator chosen once for the run (dry or real): lock, remove in order
 (the Deployment read again before each removal after the first), unlock, announce. Each outcome
 is logged and published as soon as it is decided.
+
+The targets of one run share its budget of pods (budget.py): a target acts only if its selection
+fits in what is left. A sweep finds its targets first and works on several at once (sweep.py).
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pod_rebalancer import locking
 from pod_rebalancer.actuators import Actuator, DryRun, RealRun
+from pod_rebalancer.budget import RunBudget
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core import planner
 from pod_rebalancer.core.container import container_label
@@ -35,6 +39,7 @@ from pod_rebalancer.logs import get_logger
 from pod_rebalancer.ports import AuditSink, Clock, ClusterPort, MetricsSource
 from pod_rebalancer.records import audit_record, decision_log
 from pod_rebalancer.report import Action, Outcome
+from pod_rebalancer.sweep import discover, in_parallel
 from pod_rebalancer.triggers import RunRequest
 
 
@@ -67,8 +72,11 @@ class Rebalancer:
         self._log = log or get_logger()
         self._audit = audit
         self._policy = settings.policy()
-        # For the read that overlaps another within one decision; never a task that waits on one.
-        self._reads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rebalancer-read")
+        # For the read that overlaps another within one decision (one per target a sweep works
+        # on at once); never a task that waits on one, so it cannot deadlock when all are busy.
+        self._reads = ThreadPoolExecutor(
+            max_workers=settings.sweep_concurrency, thread_name_prefix="rebalancer-read"
+        )
 
     @property
     def settings(self) -> Settings:
@@ -83,14 +91,21 @@ class Rebalancer:
                 close()
 
     def run(self, request: RunRequest) -> list[Outcome]:
+        """Every target of the request (a sweep's found first), under one budget of pods.
+
+        ConfigError when a sweep's allow-list names no namespace it can list, DependencyError
+        when its Deployments cannot be listed: either way before anything is done.
+        """
         instance = f"{socket.gethostname()}-{secrets.token_hex(4)}"
         actuator = self._actuator(self._settings.dry_run or request.dry_run, instance)
-        outcomes = []
-        for outcome in self._outcomes(request, actuator, instance):
+        budget = RunBudget(self._settings.run_pod_budget)
+
+        def decided(outcome: Outcome) -> Outcome:
             self._record(outcome, request, instance)  # logged and published as each is decided
             self._publish(outcome, request, instance)
-            outcomes.append(outcome)
-        return outcomes
+            return outcome
+
+        return self._outcomes(request, actuator, instance, budget, decided)
 
     def _actuator(self, dry_run: bool, instance: str) -> Actuator:
         """The one dry-run/real choice of the run; a request never turns DRY_RUN off."""
@@ -107,21 +122,72 @@ class Rebalancer:
         )
 
     def _outcomes(
-        self, request: RunRequest, actuator: Actuator, instance: str
-    ) -> Iterator[Outcome]:
-        for target in dict.fromkeys(request.targets):  # duplicates processed once, order kept
-            yield self._rebalance(target, actuator, instance)
+        self,
+        request: RunRequest,
+        actuator: Actuator,
+        instance: str,
+        budget: RunBudget,
+        decided: Callable[[Outcome], Outcome],
+    ) -> list[Outcome]:
+        """A sweep's targets by namespace and name, SWEEP_CONCURRENCY at a time; a payload's
+        one after the other, in its order (duplicates processed once)."""
+        if request.sweep:
+            targets = discover(self._cluster, self._settings.allow_list, self._log)
+            concurrency = self._settings.sweep_concurrency
+        else:
+            targets = tuple(dict.fromkeys(request.targets))
+            concurrency = 1
+        outcomes = in_parallel(
+            targets,
+            lambda target: decided(self._rebalance(target, actuator, instance, budget)),
+            concurrency,
+        )
         for target in dict.fromkeys(request.resolved):
-            yield Outcome(target, actuator.dry_run, Action.SKIPPED, Reason.ALERT_RESOLVED.value)
+            resolved = Outcome(
+                target, actuator.dry_run, Action.SKIPPED, Reason.ALERT_RESOLVED.value
+            )
+            outcomes.append(decided(resolved))
+        return outcomes
 
-    def _rebalance(self, target: Target, actuator: Actuator, instance: str) -> Outcome:
+    def _rebalance(
+        self, target: Target, actuator: Actuator, instance: str, budget: RunBudget
+    ) -> Outcome:
         try:
             decided = self._decide(target, instance, actuator.dry_run)
             if isinstance(decided, Outcome):
                 return decided
-            return self._act(decided, actuator)
+            return self._act_within(budget, decided, actuator)
         except DependencyError as exc:
             return Outcome.unavailable(target, actuator.dry_run, exc)
+
+    def _act_within(self, budget: RunBudget, decision: Decision, actuator: Actuator) -> Outcome:
+        """Act only if the whole selection fits in what is left of the run's budget; give back
+        what was not removed. Reserved before the lock, so targets acting at the same time can
+        never remove more than MAX_PODS_PER_RUN between them."""
+        planned = len(decision.chosen)
+        if not budget.reserve(planned):
+            limit = budget.limit
+            return Outcome(
+                decision.deployment.target,
+                actuator.dry_run,
+                Action.SKIPPED,
+                Reason.RUN_BUDGET_EXHAUSTED.value,
+                decision.plan,
+                errors={
+                    "budget": f"MAX_PODS_PER_RUN={limit}: {budget.left} of the run's {limit} pods "
+                    f"left, {planned} planned here"
+                },
+            )
+        used = planned  # a bug (any other exception) keeps the reservation: fail closed
+        try:
+            outcome = self._act(decision, actuator)
+            used = outcome.disrupted
+            return outcome
+        except DependencyError:
+            used = 0  # only taking the lock raises out of _act: before the first removal
+            raise
+        finally:
+            budget.give_back(planned - used)
 
     def _decide(self, target: Target, instance: str, dry_run: bool) -> Decision | Outcome:
         """Guards → measure → plan: a Decision that acts, or the skip that says why not."""

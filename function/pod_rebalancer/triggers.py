@@ -31,6 +31,8 @@ class RunRequest:
     source: str
     resolved: tuple[Target, ...] = ()  # targets whose alerts resolved: reported, never acted on
     context: dict[str, Any] = field(default_factory=dict)  # logged with every decision
+    # Every opted-in Deployment of the allow-list, found when the run starts (`targets` is empty).
+    sweep: bool = False
 
 
 class ManualRequest(BaseModel):
@@ -45,8 +47,9 @@ class ManualRequest(BaseModel):
     namespace: StrictStr | None = None
     deployment: StrictStr | None = None
     dry_run: StrictBool | None = None
+    sweep: StrictBool | None = None
 
-    @field_validator("namespace", "deployment", "dry_run", mode="before")
+    @field_validator("namespace", "deployment", "dry_run", "sweep", mode="before")
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:
@@ -233,11 +236,22 @@ def parse_body(body: Any, args: Mapping[str, str], settings: Settings) -> RunReq
 def parse_manual(
     body: Any, args: Mapping[str, str], settings: Settings, source: str = "manual"
 ) -> RunRequest:
-    """A manual/scheduler body (`{}` or None means the configured default target)."""
+    """A manual/scheduler body (`{}` or None means the configured default target; `{"sweep":
+    true}` every opted-in Deployment, which is why it names no target)."""
     try:
         request = ManualRequest.model_validate(body if body is not None else {})
     except ValidationError as exc:
         raise _validation_error(exc) from exc
+    if request.sweep:
+        # A target next to a sweep is ambiguous (a sweep of that one? of its namespace?): refused
+        # rather than guessed, as an unknown field is.
+        for name in ("namespace", "deployment"):
+            if getattr(request, name) is not None:
+                raise RequestError(
+                    name, "cannot be combined with sweep (a sweep covers every opted-in Deployment)"
+                )
+        dry_run = bool(request.dry_run) or bool(query_flag(args, "dry_run"))
+        return RunRequest(targets=(), dry_run=dry_run, source=source, sweep=True)
     target = make_target(
         request.namespace if request.namespace is not None else settings.kube_namespace,
         request.deployment if request.deployment is not None else settings.deployment_name,

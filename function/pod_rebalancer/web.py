@@ -20,7 +20,7 @@ from pod_rebalancer.errors import ConfigError, DependencyError, RequestError
 from pod_rebalancer.logs import get_logger
 from pod_rebalancer.report import Outcome
 from pod_rebalancer.runtime import Runtime
-from pod_rebalancer.triggers import clip, decode_json, parse_body, query_args
+from pod_rebalancer.triggers import RunRequest, clip, decode_json, parse_body, query_args
 
 MAX_BODY = 1024 * 1024
 SIGNATURE_MAX_SKEW = 300.0  # seconds
@@ -199,11 +199,20 @@ def handle(request: HttpRequest, runtime: Runtime) -> HttpResponse:
     except ConfigError as exc:
         return _config_error(exc)
     except DependencyError as exc:
-        # Building the clients asked a cloud API (GKE cluster lookup, EKS DescribeCluster) that
-        # failed: nothing was done, and a retry later can help.
-        log.error("could not reach the cluster: %s", exc, extra={"fields": {"event": "startup"}})
-        dry_run = settings.dry_run or run_request.dry_run
-        outcomes = [Outcome.unavailable(t, dry_run, exc) for t in run_request.targets]
+        return _unavailable(exc, run_request, settings)
+    return HttpResponse(status_of(outcomes), {"results": [o.to_json() for o in outcomes]})
+
+
+def _unavailable(exc: DependencyError, run_request: RunRequest, settings: Settings) -> HttpResponse:
+    """Building the clients asked a cloud API (GKE cluster lookup, EKS DescribeCluster) that
+    failed, or a sweep could not list its Deployments: nothing was done, and a retry can help."""
+    get_logger().error(
+        "could not reach the cluster: %s", exc, extra={"fields": {"event": "startup"}}
+    )
+    if run_request.sweep:  # no target is known to report on
+        return error(503, f"{exc.dependency} unavailable: {exc}", results=[])
+    dry_run = settings.dry_run or run_request.dry_run
+    outcomes = [Outcome.unavailable(t, dry_run, exc) for t in run_request.targets]
     return HttpResponse(status_of(outcomes), {"results": [o.to_json() for o in outcomes]})
 
 

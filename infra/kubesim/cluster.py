@@ -122,8 +122,16 @@ class Cluster:
     def get_deployment(self, namespace: str, name: str) -> Obj:
         return self._locked(deployments.get_deployment, namespace, name)
 
-    def list_deployments(self, namespace: str, label_selector: str | None = None) -> Obj:
-        return self._locked(deployments.list_deployments, namespace, label_selector)
+    def list_deployments(
+        self,
+        namespace: str,
+        label_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> Obj:
+        return self._locked(
+            deployments.list_deployments, namespace, label_selector, limit, continue_token
+        )
 
     def patch_deployment(
         self, namespace: str, name: str, content_type: str, body: Any, dry_run: bool

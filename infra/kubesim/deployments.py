@@ -34,10 +34,22 @@ def get_deployment(store: Store, namespace: str, name: str) -> Obj:
     return copy.deepcopy(find(store, namespace, name).obj)
 
 
-def list_deployments(store: Store, namespace: str, label_selector: str | None = None) -> Obj:
+def list_deployments(
+    store: Store,
+    namespace: str,
+    label_selector: str | None = None,
+    limit: int | None = None,
+    continue_token: str | None = None,
+) -> Obj:
+    """A DeploymentList, paged with `limit` and `continue` as pods are (a sweep's discovery)."""
     entries = [(key, dep.obj) for key, dep in store.deployments.items()]
     return store.page(
-        "DeploymentList", "apps/v1", lambda: labelled(entries, namespace, label_selector)
+        "DeploymentList",
+        "apps/v1",
+        lambda: labelled(entries, namespace, label_selector),
+        limit,
+        continue_token,
+        (namespace, label_selector),
     )
 
 

@@ -66,6 +66,11 @@ def _list_pods(c: Call) -> tuple[int, Any]:
     return 200, items
 
 
+def _list_deployments(c: Call) -> tuple[int, Any]:
+    limit = int(c.query["limit"]) if c.query.get("limit", "").isdigit() else None
+    return 200, c.cluster.list_deployments(c.namespace, c.labels, limit, c.query.get("continue"))
+
+
 def _evict(c: Call) -> tuple[int, Any]:
     eviction = body(c.request)
     return 201, c.cluster.evict_pod(c.namespace, c.name, eviction, c.request.args.getlist("dryRun"))
@@ -100,7 +105,7 @@ HANDLERS: dict[tuple[str, str, str], Handler] = {
     ),
     ("pods", "eviction", "create"): _evict,
     ("deployments", "", "get"): lambda c: (200, c.cluster.get_deployment(c.namespace, c.name)),
-    ("deployments", "", "list"): lambda c: (200, c.cluster.list_deployments(c.namespace, c.labels)),
+    ("deployments", "", "list"): _list_deployments,
     ("deployments", "", "patch"): _patch_deployment,
     ("replicasets", "", "get"): lambda c: (200, c.cluster.get_replicaset(c.namespace, c.name)),
     ("replicasets", "", "list"): lambda c: (200, c.cluster.list_replicasets(c.namespace, c.labels)),

@@ -12,13 +12,25 @@ from infra.kubesim.launcher import KubeSim
 from infra.stack.processes import REPO
 
 RBAC = REPO / "infra" / "kubernetes" / "rbac.yaml"
+SWEEP_RBAC = REPO / "infra" / "kubernetes" / "rbac-sweep.yaml"
 TOKEN = "rebalancer-token"  # noqa: S105  (a test identity's token for the local simulator)
 USER = "system:serviceaccount:ops:pod-rebalancer"
 
 
-def rebalancer_rules() -> list[dict[str, Any]]:
-    """The rules of the Role in infra/kubernetes/rbac.yaml: what the function is granted."""
-    role = next(doc for doc in yaml.safe_load_all(RBAC.read_text()) if doc["kind"] == "Role")
+def rebalancer_rules(sweep: bool = False) -> list[dict[str, Any]]:
+    """The rules of the Role in infra/kubernetes/rbac.yaml: what the function is granted; with
+    `sweep`, also those of rbac-sweep.yaml (Deployments list)."""
+    rules = _role_rules(RBAC)
+    return rules + _role_rules(SWEEP_RBAC) if sweep else rules
+
+
+def sweep_rules() -> list[dict[str, Any]]:
+    """The rules of the Role in infra/kubernetes/rbac-sweep.yaml, granted only for sweeps."""
+    return _role_rules(SWEEP_RBAC)
+
+
+def _role_rules(path: Path) -> list[dict[str, Any]]:
+    role = next(doc for doc in yaml.safe_load_all(path.read_text()) if doc["kind"] == "Role")
     rules: list[dict[str, Any]] = role["rules"]
     return rules
 
@@ -39,10 +51,11 @@ def deployment(namespace: str, name: str, replicas: int, **extra: Any) -> dict[s
 
 
 def scenario(
-    namespaces: list[str], deployments: list[dict[str, Any]], **extra: Any
+    namespaces: list[str], deployments: list[dict[str, Any]], *, sweep: bool = False, **extra: Any
 ) -> dict[str, Any]:
-    """The function's identity, bound in `namespaces` with the rules of rbac.yaml, no more."""
-    rules = rebalancer_rules()
+    """The function's identity, bound in `namespaces` with the rules of rbac.yaml, no more (and
+    with `sweep`, those of rbac-sweep.yaml)."""
+    rules = rebalancer_rules(sweep)
     body: dict[str, Any] = {
         "seed": 11,
         "users": {TOKEN: {"name": USER, "groups": []}},

@@ -126,10 +126,13 @@ variable "settings" {
     webhook_signature_header           = optional(string)
     webhook_signature_timestamp_header = optional(string)
 
-    # DESIGN.md's later contracts (sweep, closed loop, Kafka-aware signals). Null leaves the
-    # function's default, so a function that does not read them yet is not affected.
-    sweep_concurrency          = optional(number)
-    max_pods_per_run           = optional(number)
+    # Sweeps and every run with several targets; null: the function's defaults (4, and 10 or
+    # max_pods_to_delete if that is more).
+    sweep_concurrency = optional(number)
+    max_pods_per_run  = optional(number)
+
+    # DESIGN.md's later contracts (closed loop, Kafka-aware signals). Null leaves the function's
+    # default, so a function that does not read them yet is not affected.
     max_ineffective_rebalances = optional(number)
     ineffective_backoff        = optional(string)
     imbalance_signal           = optional(string)
@@ -180,6 +183,17 @@ variable "settings" {
       var.settings.min_improvement_percent >= 0 && var.settings.min_improvement_percent <= 100
     )
     error_message = "cpu_variance_threshold >= 0, min_pods_required >= 1, max_pods_to_delete in 1..100, min_improvement_percent in 0..100."
+  }
+  validation {
+    # coalesce: a null (the function's default) is never compared.
+    condition = (
+      floor(coalesce(var.settings.sweep_concurrency, 4)) == coalesce(var.settings.sweep_concurrency, 4) &&
+      coalesce(var.settings.sweep_concurrency, 4) >= 1 && coalesce(var.settings.sweep_concurrency, 4) <= 32 &&
+      floor(coalesce(var.settings.max_pods_per_run, 1000)) == coalesce(var.settings.max_pods_per_run, 1000) &&
+      coalesce(var.settings.max_pods_per_run, 1000) >= var.settings.max_pods_to_delete &&
+      coalesce(var.settings.max_pods_per_run, 1000) <= 1000
+    )
+    error_message = "settings.sweep_concurrency is a whole number in 1..32; settings.max_pods_per_run a whole number from max_pods_to_delete to 1000."
   }
   validation {
     # A namespaced Role is created in each allowed namespace; a wildcard would need a ClusterRole,

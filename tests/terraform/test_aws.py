@@ -39,7 +39,10 @@ SCHEDULES = {
         "time_zone": "Europe/Berlin",
         "dry_run": True,
     },
+    # One schedule for every opted-in Deployment of the allowed namespaces: no target named.
+    "sweep-hourly": {"schedule": "rate(1 hour)", "sweep": True},
 }
+ALLOWED_NAMESPACES = ["posthog", "ingest"]
 TARGET = {"namespace": "posthog", "deployment": "ingestion-consumer"}
 
 
@@ -113,6 +116,7 @@ def deployed(
                 "prometheus_endpoint": "http://vmselect.monitoring:8481/select/0/prometheus",
                 **TARGET,
                 "schedules": SCHEDULES,
+                "allowed_namespaces": ALLOWED_NAMESPACES,
                 "vpc": deployment.network,
                 "create_eks_access_entry": False,  # moto 5.2 has no CreateAccessEntry
                 "secret_recovery_window_in_days": 0,
@@ -241,7 +245,8 @@ def test_each_schedule_invokes_the_function_with_the_manual_body(deployed: Deplo
         target = schedule["Target"]
         assert target["Arn"] == FUNCTION_ARN
         assert target["RoleArn"] == role_arn
-        body = {**TARGET, **({"dry_run": True} if job.get("dry_run") else {})}
+        body = {"sweep": True} if job.get("sweep") else dict(TARGET)
+        body.update({"dry_run": True} if job.get("dry_run") else {})
         assert json.loads(target["Input"]) == body
         assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 600
         assert target["DeadLetterConfig"] == {"Arn": QUEUE_ARN}
@@ -282,6 +287,7 @@ def test_function_runs_the_zip_with_settings_and_no_secret_in_its_environment(
     assert env["WEBHOOK_TOKEN_SECRET_ARN"] == deployed.outputs["webhook_token_secret_arn"]
     assert (env["KUBE_NAMESPACE"], env["DEPLOYMENT_NAME"]) == tuple(TARGET.values())
     assert env["DRY_RUN"] == "true"
+    assert env["ALLOWED_NAMESPACES"] == ",".join(ALLOWED_NAMESPACES)
     token = deployed.token
     assert all(token not in value for value in env.values())
     secretish = {name for name in env if "TOKEN" in name or "SECRET" in name}
@@ -330,9 +336,9 @@ def test_outputs_are_the_rbac_roots_inputs(deployed: Deployment) -> None:
     inputs = deployed.outputs["rbac_inputs"]
     assert set(inputs) == set(module("examples/eks/rbac").variables())
     assert inputs == {
-        "namespaces": ["posthog"],
+        "namespaces": ALLOWED_NAMESPACES,
         "eviction_mode": "evict",
-        "sweep": False,
+        "sweep": True,  # a schedule sweeps: the Roles may list Deployments
         "subject": {"kind": "Group", "name": "pod-rebalancer"},
         "cluster": {"name": CLUSTER, "region": REGION},
     }

@@ -1,10 +1,12 @@
 """terraform/kubernetes-rbac. The rules live in a provider-less submodule that Terraform evaluates
-here and that must equal infra/kubernetes/rbac.yaml (pods delete only in delete mode, Deployments
-list only for sweeps). The kubernetes provider is not available offline, so the rest of the module
-and the examples' rbac/ roots are checked statically."""
+here and that must equal infra/kubernetes/rbac.yaml (pods delete only in delete mode) plus, for
+sweeps, infra/kubernetes/rbac-sweep.yaml (Deployments list). The kubernetes provider is not
+available offline, so the rest of the module and the examples' rbac/ roots are checked
+statically."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +15,12 @@ import yaml
 from tests.terraform.tf import REPO, Terraform, dynamic, evaluate, module, one
 
 RBAC_YAML = REPO / "infra" / "kubernetes" / "rbac.yaml"
+SWEEP_YAML = REPO / "infra" / "kubernetes" / "rbac-sweep.yaml"
 RBAC = module("kubernetes-rbac")
 
 
-def yaml_rules() -> list[dict[str, Any]]:
-    role = next(doc for doc in yaml.safe_load_all(RBAC_YAML.read_text()) if doc["kind"] == "Role")
+def yaml_rules(path: Path = RBAC_YAML) -> list[dict[str, Any]]:
+    role = next(doc for doc in yaml.safe_load_all(path.read_text()) if doc["kind"] == "Role")
     rules: list[dict[str, Any]] = role["rules"]
     return rules
 
@@ -34,15 +37,21 @@ def normalised(rules: list[dict[str, Any]]) -> list[tuple[tuple[str, ...], ...]]
 
 
 def expected_rules(eviction_mode: str, sweep: bool) -> list[dict[str, Any]]:
-    """The YAML's rules, with pods delete only in delete mode and Deployments list for sweeps."""
+    """The YAML's rules, with pods delete only in delete mode, and for sweeps the sweep YAML's
+    verbs added to the rule of the same resource (the module keeps one Role)."""
+    extra = {
+        (tuple(rule["apiGroups"]), tuple(rule["resources"])): rule["verbs"]
+        for rule in yaml_rules(SWEEP_YAML)
+    }
     rules = []
     for rule in yaml_rules():
         verbs = list(rule["verbs"])
         if rule["resources"] == ["pods"] and eviction_mode != "delete":
             verbs.remove("delete")
-        if rule["resources"] == ["deployments"] and sweep:
-            verbs.append("list")
+        if sweep:
+            verbs += extra.pop((tuple(rule["apiGroups"]), tuple(rule["resources"])), [])
         rules.append({**rule, "verbs": verbs})
+    assert not (sweep and extra), f"sweep rules for resources rbac.yaml lacks: {extra}"
     return rules
 
 
@@ -50,6 +59,21 @@ def test_the_yaml_is_what_the_module_mirrors() -> None:
     by_resource = {tuple(rule["resources"]): rule["verbs"] for rule in yaml_rules()}
     assert by_resource[("pods",)] == ["list", "delete"]
     assert by_resource[("deployments",)] == ["get"]
+
+
+def test_the_sweep_yaml_grants_deployments_list_and_nothing_else() -> None:
+    assert yaml_rules(SWEEP_YAML) == [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]}
+    ]
+    documents = list(yaml.safe_load_all(SWEEP_YAML.read_text()))
+    assert [doc["kind"] for doc in documents] == ["Role", "RoleBinding"]
+    role, binding = documents
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert role["metadata"]["name"] != "pod-rebalancer"  # applied next to rbac.yaml's Role
 
 
 @pytest.mark.parametrize("sweep", [False, True])

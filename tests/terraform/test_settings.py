@@ -76,9 +76,8 @@ NOT_EXPOSED = {
 }
 # DESIGN.md contracts the function may not read yet: reachable all the same.
 CONTRACT_ONLY = {
-    "SWEEP_CONCURRENCY", "MAX_PODS_PER_RUN", "MAX_INEFFECTIVE_REBALANCES", "INEFFECTIVE_BACKOFF",
-    "IMBALANCE_SIGNAL", "SCORE_WEIGHTS", "LAG_QUERY", "MEMORY_QUERY", "IMBALANCE_POLICY",
-    "TOLERANCE_MULTIPLIER",
+    "MAX_INEFFECTIVE_REBALANCES", "INEFFECTIVE_BACKOFF", "IMBALANCE_SIGNAL", "SCORE_WEIGHTS",
+    "LAG_QUERY", "MEMORY_QUERY", "IMBALANCE_POLICY", "TOLERANCE_MULTIPLIER",
 }  # fmt: skip
 
 
@@ -155,6 +154,8 @@ def test_every_value_reaches_the_function_as_set(
     assert settings.log_level == "debug"
     assert settings.webhook_signature_header == "X-Signature"
     assert settings.webhook_signature_timestamp_header == "X-Timestamp"
+    assert settings.sweep_concurrency == 2
+    assert settings.max_pods_per_run == settings.run_pod_budget == 6
 
 
 def test_rbac_namespaces_are_the_allowed_namespaces_or_the_default_one(
@@ -178,6 +179,9 @@ def test_rbac_namespaces_are_the_allowed_namespaces_or_the_default_one(
         ("prometheus_endpoint", "vm:8428", "http(s) URL"),
         ("max_pods_to_delete", 0, "max_pods_to_delete"),
         ("imbalance_policy", "always", "imbalance_policy"),
+        ("sweep_concurrency", 0, "sweep_concurrency"),
+        ("sweep_concurrency", 2.5, "sweep_concurrency"),
+        ("max_pods_per_run", 1, "max_pods_per_run"),  # below max_pods_to_delete (2)
     ],
 )
 def test_invalid_settings_fail_at_plan_time(

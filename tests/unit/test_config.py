@@ -69,10 +69,29 @@ def test_defaults_follow_the_design_table() -> None:
     assert settings.eks_cluster_name is None
     assert settings.audit_topic is None
     assert settings.log_level == "info"
+    assert settings.sweep_concurrency == 4
+    assert settings.run_pod_budget == 10
 
 
 def test_loads_the_same_defaults_from_the_environment(env: pytest.MonkeyPatch) -> None:
     assert load_settings() == make()
+
+
+def test_the_run_budget_defaults_to_ten_or_max_pods_to_delete_when_that_is_more() -> None:
+    assert make(max_pods_to_delete=3).run_pod_budget == 10
+    assert make(max_pods_to_delete=25).run_pod_budget == 25
+    assert make(max_pods_to_delete=3, max_pods_per_run=3).run_pod_budget == 3
+
+
+def test_max_pods_per_run_below_max_pods_to_delete_is_refused_naming_it(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("MAX_PODS_TO_DELETE", "4")
+    env.setenv("MAX_PODS_PER_RUN", "3")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.variable == "MAX_PODS_PER_RUN"
+    assert "MAX_PODS_TO_DELETE (4)" in caught.value.problem
 
 
 def test_container_name_is_unset_unless_configured() -> None:
@@ -148,6 +167,8 @@ def test_reads_every_variable_from_the_environment(env: pytest.MonkeyPatch, tmp_
         "GKE_CLUSTER": "projects/p/locations/europe-west1/clusters/c",
         "AUDIT_TOPIC": "projects/my-project/topics/rebalances",
         "LOG_LEVEL": "DEBUG",
+        "SWEEP_CONCURRENCY": "8",
+        "MAX_PODS_PER_RUN": "6",
     }.items():
         env.setenv(name, value)
 
@@ -159,6 +180,7 @@ def test_reads_every_variable_from_the_environment(env: pytest.MonkeyPatch, tmp_
     assert settings.metrics_time_window == timedelta(minutes=10)
     assert settings.imbalance_statistic is Statistic.CV
     assert settings.imbalance_threshold == 0.5
+    assert (settings.sweep_concurrency, settings.max_pods_per_run) == (8, 6)
     assert settings.min_pods_required == 4
     assert settings.max_pods_to_delete == 3
     assert settings.min_improvement_percent == 25.0
@@ -267,6 +289,12 @@ def test_refuses_an_empty_environment() -> None:
         ("MIN_PODS_REQUIRED", "0"),
         ("MIN_PODS_REQUIRED", "three"),
         ("MAX_PODS_TO_DELETE", "0"),
+        ("SWEEP_CONCURRENCY", "0"),
+        ("SWEEP_CONCURRENCY", "33"),
+        ("SWEEP_CONCURRENCY", "four"),
+        ("MAX_PODS_PER_RUN", "0"),
+        ("MAX_PODS_PER_RUN", "1001"),
+        ("MAX_PODS_PER_RUN", "1"),  # below MAX_PODS_TO_DELETE (2)
         ("MIN_IMPROVEMENT_PERCENT", "101"),
         ("IMBALANCE_STATISTIC", "stdvar"),
         ("EVICTION_MODE", "kill"),

@@ -15,6 +15,7 @@ from pod_rebalancer.triggers import (
     decode_json,
     is_alertmanager,
     parse_body,
+    parse_manual,
 )
 
 SETTINGS = Settings(
@@ -170,7 +171,7 @@ def test_an_invalid_container_label_is_named_when_it_stands_in_for_the_deploymen
     assert caught.value.field == "alerts.0.labels.deployment"
 
 
-@pytest.mark.parametrize("field", ["namespace", "deployment", "dry_run"])
+@pytest.mark.parametrize("field", ["namespace", "deployment", "dry_run", "sweep"])
 def test_an_explicit_null_in_a_manual_body_is_refused_not_read_as_the_default(field: str) -> None:
     # A template that rendered {"namespace": null} must not run against the default target.
     with pytest.raises(RequestError) as caught:
@@ -186,6 +187,39 @@ def test_manual_body_defaults_and_dry_run() -> None:
     assert parse_body({"dry_run": True}, {}, SETTINGS).dry_run is True
     assert parse_body(None, {"dry_run": "1"}, SETTINGS).dry_run is True
     assert parse_body({"dry_run": False}, {"dry_run": "true"}, SETTINGS).dry_run is True
+
+
+def test_a_sweep_names_no_target_and_may_be_a_dry_run() -> None:
+    request = parse_body({"sweep": True}, {}, SETTINGS)
+    assert (request.sweep, request.targets, request.dry_run) == (True, (), False)
+    assert parse_body({"sweep": True, "dry_run": True}, {}, SETTINGS).dry_run is True
+    assert parse_body({"sweep": True}, {"dry_run": "true"}, SETTINGS).dry_run is True
+
+
+def test_sweep_false_is_the_usual_run_of_one_target() -> None:
+    request = parse_body({"sweep": False, "deployment": "events"}, {}, SETTINGS)
+    assert (request.sweep, request.targets) == (False, (Target("posthog", "events"),))
+
+
+@pytest.mark.parametrize("field", ["namespace", "deployment"])
+def test_a_sweep_that_also_names_a_target_is_refused_naming_the_field(field: str) -> None:
+    # Ambiguous (a sweep of that target? of its namespace?), so refused rather than guessed.
+    with pytest.raises(RequestError) as caught:
+        parse_body({"sweep": True, field: "posthog"}, {}, SETTINGS)
+    assert caught.value.field == field
+    assert "cannot be combined with sweep" in caught.value.problem
+
+
+@pytest.mark.parametrize("value", ["true", 1, [], {}])
+def test_sweep_must_be_a_boolean(value: object) -> None:
+    with pytest.raises(RequestError) as caught:
+        parse_body({"sweep": value}, {}, SETTINGS)
+    assert caught.value.field == "sweep"
+
+
+def test_a_scheduler_sweep_is_marked_as_coming_from_the_scheduler() -> None:
+    request = parse_manual({"sweep": True}, {}, SETTINGS, source="scheduler")
+    assert (request.sweep, request.source) == (True, "scheduler")
 
 
 @pytest.mark.parametrize(

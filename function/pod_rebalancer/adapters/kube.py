@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ from pod_rebalancer.ports import EventNote, EvictionMode
 
 LAST_REBALANCE = "pod-rebalancer.io/last-rebalance"
 LAST_SELECTION = "pod-rebalancer.io/last-selection"
+ENABLED = "pod-rebalancer.io/enabled"  # opt-in to sweeps: exactly "true"
 COMPONENT = "pod-rebalancer"
 PAGE_SIZE = 500
 MAX_PAGES = 400  # 200,000 pods: far beyond any Deployment, and a bound on the loop
@@ -55,6 +57,13 @@ def excluded(annotations: object, key: str) -> bool:
     if not isinstance(annotations, dict) or key not in annotations:
         return False
     return str(annotations[key]).strip().lower() != "false"
+
+
+def enabled(annotations: object) -> bool:
+    """Opt-in: the annotation set to "true" (any other value, or none, is not a yes)."""
+    if not isinstance(annotations, dict):
+        return False
+    return str(annotations.get(ENABLED, "")).strip().lower() == "true"
 
 
 def selector_string(selector: dict[str, Any]) -> str:
@@ -110,6 +119,7 @@ def parse_deployment(target: Target, body: dict[str, Any], exclude: str) -> Depl
         containers=containers,
         state=state,
         selector_problem=problem,
+        enabled=enabled(meta.get("annotations")),
     )
 
 
@@ -212,6 +222,41 @@ class Cluster:
             return parse_deployment(target, answer.body, self._exclude)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise KubernetesError(f"unreadable Deployment {target}: {exc!r}") from exc
+
+    def deployments(self, namespace: str) -> list[Deployment]:
+        """Every Deployment of the namespace, read in pages as pods are. Annotations cannot be
+        selected by the server, so the opted-in ones are found by the caller."""
+        path = f"/apis/apps/v1/namespaces/{_q(namespace)}/deployments"
+        found: list[Deployment] = []
+        for page in self._pages(path, {}, f"Deployment list in {namespace}"):
+            try:
+                for item in page:
+                    name = item["metadata"]["name"]
+                    found.append(parse_deployment(Target(namespace, name), item, self._exclude))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise KubernetesError(
+                    f"unreadable Deployment list in {namespace}: {exc!r}"
+                ) from exc
+        return found
+
+    def _pages(self, path: str, query: dict[str, str], what: str) -> Iterator[list[Any]]:
+        """The items of a paged list, one page at a time (`limit` and `continue`); the server
+        keeps the pages one snapshot, or answers 410 and the run fails closed."""
+        token = ""
+        for _ in range(MAX_PAGES):
+            page_query = {**query, "limit": str(PAGE_SIZE)}
+            if token:
+                page_query["continue"] = token
+            body = self.call("GET", path, query=page_query).body
+            try:
+                items = list(body["items"] or ())
+                token = (body.get("metadata") or {}).get("continue") or ""
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise KubernetesError(f"unreadable {what}: {exc!r}") from exc
+            yield items
+            if not token:
+                return
+        raise KubernetesError(f"{what} exceeds {MAX_PAGES * PAGE_SIZE} items")
 
     def pods(self, namespace: str, selector: str) -> list[PodInfo]:
         """The pods matching `selector`, read in pages so a large list never sits whole in memory.

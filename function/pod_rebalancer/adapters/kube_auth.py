@@ -69,6 +69,11 @@ def api_client(settings: Settings) -> ApiClient:
     # Beyond one retry the trigger retries the whole run, which is safe because nothing is done
     # on partial information.
     configuration.retries = CLIENT_RETRIES
+    # A sweep works on SWEEP_CONCURRENCY targets at once over this one client: room in the pool
+    # for each of them (and reads of one target made together), so no connection is thrown away.
+    configuration.connection_pool_maxsize = max(
+        configuration.connection_pool_maxsize or 0, 4 * settings.sweep_concurrency
+    )
     return ApiClient(configuration)
 
 

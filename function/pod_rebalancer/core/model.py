@@ -35,6 +35,7 @@ class Reason(StrEnum):
     ALERT_RESOLVED = "alert_resolved"
     EVICTION_BLOCKED = "eviction_blocked"
     PARTIAL = "partial"
+    RUN_BUDGET_EXHAUSTED = "run_budget_exhausted"
 
 
 class PodSkip(StrEnum):
@@ -107,6 +108,8 @@ class Deployment:
     containers: tuple[str, ...]
     state: DeploymentState
     selector_problem: str = ""
+    # Opted in to sweeps: it carries `pod-rebalancer.io/enabled: "true"` (the exclusion still wins).
+    enabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

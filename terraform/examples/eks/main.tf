@@ -30,9 +30,17 @@ module "pod_rebalancer" {
     kube_namespace      = var.namespace
     deployment_name     = var.deployment
     dry_run             = var.dry_run
+    allowed_namespaces  = var.allowed_namespaces
   }
 
-  schedules = { for key, job in var.schedules : key => merge(job, { namespace = var.namespace, deployment = var.deployment }) }
+  # A sweep schedule names no target (it covers every opted-in Deployment); the others run the
+  # default target.
+  schedules = {
+    for key, job in var.schedules : key => merge(job, {
+      namespace  = coalesce(job.sweep, false) ? null : var.namespace
+      deployment = coalesce(job.sweep, false) ? null : var.deployment
+    })
+  }
 
   vpc                            = var.vpc
   webhook_token                  = var.webhook_token

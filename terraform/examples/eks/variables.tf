@@ -21,13 +21,19 @@ variable "prometheus_endpoint" {
 }
 
 variable "namespace" {
-  description = "KUBE_NAMESPACE: the default target namespace (and the only one the function may act in)."
+  description = "KUBE_NAMESPACE: the default target namespace (the only one the function may act in unless allowed_namespaces says otherwise)."
   type        = string
 }
 
 variable "deployment" {
   description = "DEPLOYMENT_NAME: the default target Deployment."
   type        = string
+}
+
+variable "allowed_namespaces" {
+  description = "ALLOWED_NAMESPACES: the namespaces the function may act in and a sweep covers (each gets a Role); empty: namespace alone."
+  type        = list(string)
+  default     = []
 }
 
 variable "dry_run" {
@@ -37,11 +43,12 @@ variable "dry_run" {
 }
 
 variable "schedules" {
-  description = "Scheduled runs of the default target, by name (see the aws module's schedules)."
+  description = "Scheduled runs, by name: of the default target, or with sweep = true of every Deployment annotated pod-rebalancer.io/enabled: \"true\" in allowed_namespaces (see the aws module's schedules)."
   type = map(object({
     schedule  = string
     time_zone = optional(string, "Etc/UTC")
     dry_run   = optional(bool)
+    sweep     = optional(bool)
   }))
   default = {
     every-30m = { schedule = "rate(30 minutes)" }
