@@ -75,6 +75,7 @@ bench: setup
 	$(BIN)/python bench/bench_core.py
 	$(BIN)/python bench/bench_e2e.py
 	$(BIN)/python bench/bench_user.py
+	$(BIN)/python bench/bench_sweep.py
 
 package:
 	$(PYTHON) infra/scripts/package.py build/function.zip

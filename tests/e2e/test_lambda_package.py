@@ -23,11 +23,12 @@ from infra.stack.moto import ACCOUNT, TEST_KEYS, Moto
 from infra.stack.processes import free_port
 from infra.stack.series import cpu_counters
 from infra.stack.victoria import VictoriaMetrics
-from tests.kube import REBALANCER_RULES, deployment, scenario
+from tests.kube import deployment, rebalancer_rules, scenario
 
 NAMESPACE = "e2e-lambda"
 DEPLOYMENT = "consumer"
 STANDBY = "standby"  # never rebalanced here, so never in cooldown: the outage test's target
+OPTED_IN = {"pod-rebalancer.io/enabled": "true"}  # DEPLOYMENT only: a sweep leaves STANDBY alone
 CLUSTER = "posthog-eks"
 CALLER = f"arn:aws:sts::{ACCOUNT}:user/moto"  # what moto's STS says the test keys are
 EKS_USER = "eks:pod-rebalancer"
@@ -61,8 +62,11 @@ def runtime_dir(workdir: Path) -> Path:
 def sim(workdir: Path, moto: Moto) -> Iterator[KubeSim]:
     body = scenario(
         [NAMESPACE],
-        [deployment(NAMESPACE, DEPLOYMENT, 10), deployment(NAMESPACE, STANDBY, 4)],
-        bindings=[{"user": EKS_USER, "namespace": NAMESPACE, "rules": REBALANCER_RULES}],
+        [
+            deployment(NAMESPACE, DEPLOYMENT, 10, annotations=OPTED_IN),
+            deployment(NAMESPACE, STANDBY, 4),
+        ],
+        bindings=[{"user": EKS_USER, "namespace": NAMESPACE, "rules": rebalancer_rules(True)}],
         eks={
             "clusterId": CLUSTER,
             "stsEndpoint": moto.url,
@@ -190,6 +194,26 @@ def test_a_wrong_token_is_a_401(invoke: Any) -> None:
     status, body = url_answer(invoke(url_event({"dry_run": True}, token="guess")))
     assert status == 401
     assert TOKEN not in json.dumps(body)
+
+
+def test_an_eventbridge_scheduler_sweep_covers_the_opted_in_deployment_only(
+    invoke: Any, sim: KubeSim
+) -> None:
+    # Before the real run below, which puts DEPLOYMENT in cooldown.
+    before = pod_names(sim)
+    sim.clear_requests()
+    result = invoke({"sweep": True, "dry_run": True})
+    assert result.kind == "response", result
+    (report,) = result.payload["results"]  # none for STANDBY, which did not opt in
+    assert report["target"] == {"namespace": NAMESPACE, "deployment": DEPLOYMENT}
+    assert (report["action"], report["reason"]) == ("would_rebalance", "imbalance_confirmed")
+    assert report["evicted"] == []
+    lists = [r for r in sim.requests() if r["route"] == "deployments.list"]
+    assert len(lists) == 1, lists
+    assert not [
+        r for r in sim.requests() if r["route"] == "pods.evict" and "dryRun" not in r["query"]
+    ]
+    assert pod_names(sim) == before
 
 
 def test_a_scheduled_run_evicts_the_busiest_and_the_idlest(
