@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from pod_rebalancer import locking
-from pod_rebalancer.core.model import Deployment, Reason, Target
+from pod_rebalancer.core.model import Deployment, Effect, Reason, Target
 from pod_rebalancer.errors import DependencyError
 from pod_rebalancer.ports import Clock, ClusterPort, PodRemover
 from pod_rebalancer.records import kube_event
@@ -25,8 +25,10 @@ class Actuator(Protocol):
     dry_run: bool
     remover: PodRemover
 
-    def lock(self, target: Target, selection: tuple[str, ...]) -> Hold | Reason: ...
-    def unlock(self, hold: Hold, target: Target, *, acted: bool) -> None: ...
+    def lock(
+        self, target: Target, selection: tuple[str, ...], expected: Effect | None
+    ) -> Hold | Reason: ...
+    def unlock(self, hold: Hold, target: Target, *, evicted: tuple[str, ...]) -> None: ...
     def announce(self, deployment: Deployment, outcome: Outcome) -> None: ...
 
 
@@ -38,10 +40,12 @@ class DryRun:
     def __init__(self, remover: PodRemover) -> None:
         self.remover = remover
 
-    def lock(self, target: Target, selection: tuple[str, ...]) -> Hold | Reason:
+    def lock(
+        self, target: Target, selection: tuple[str, ...], expected: Effect | None
+    ) -> Hold | Reason:
         return None
 
-    def unlock(self, hold: Hold, target: Target, *, acted: bool) -> None:
+    def unlock(self, hold: Hold, target: Target, *, evicted: tuple[str, ...]) -> None:
         return None
 
     def announce(self, deployment: Deployment, outcome: Outcome) -> None:
@@ -70,7 +74,9 @@ class RealRun:
         self._clock = clock
         self._log = log
 
-    def lock(self, target: Target, selection: tuple[str, ...]) -> Hold | Reason:
+    def lock(
+        self, target: Target, selection: tuple[str, ...], expected: Effect | None
+    ) -> Hold | Reason:
         return locking.acquire(
             self._cluster,
             target,
@@ -78,12 +84,14 @@ class RealRun:
             now=self._clock(),
             cooldown=self._cooldown,
             selection=selection,
+            expected=expected,
         )
 
-    def unlock(self, hold: Hold, target: Target, *, acted: bool) -> None:
+    def unlock(self, hold: Hold, target: Target, *, evicted: tuple[str, ...]) -> None:
+        """`evicted`: the pods removed, or perhaps removed (an answer lost)."""
         assert hold is not None  # a real run always holds what it unlocks
         try:
-            released = locking.release(self._cluster, hold, self._clock(), acted)
+            released = locking.release(self._cluster, hold, self._clock(), evicted)
         except DependencyError as exc:
             released = False
             self._log.warning("could not release the lock of %s: %s", target, exc)

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     min_improvement_percent: float = Field(default=10.0, ge=0, le=100, allow_inf_nan=False)
     min_pod_age: Duration | None = None
     cooldown: Duration = timedelta(minutes=15)
+    # The closed loop (core/effect.py): after this many ineffective rebalances in a row, the
+    # target is left alone (not_effective) for INEFFECTIVE_BACKOFF.
+    max_ineffective_rebalances: int = Field(default=2, ge=1, le=100)
+    ineffective_backoff: Duration = timedelta(hours=24)
     eviction_mode: Literal["evict", "delete"] = "evict"
     dry_run: bool = True
 
@@ -170,6 +174,12 @@ class Settings(BaseSettings):
             )
         if self.audit_topic is not None and not _TOPIC.fullmatch(self.audit_topic):
             raise _invalid("audit_topic", "must look like projects/PROJECT/topics/TOPIC")
+        return self
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> Settings:
+        if not timedelta(0) <= self.ineffective_backoff <= timedelta(days=90):
+            raise _invalid("ineffective_backoff", "must be between 0s and 90 days (2160h)")
         return self
 
     @model_validator(mode="after")

@@ -13,11 +13,12 @@ through. An acquire then holds the lock (and releases it as usual); a release kn
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from pod_rebalancer.core.cooldown import lease_refusal
-from pod_rebalancer.core.model import Lease, LeaseState, Reason, Target
+from pod_rebalancer.core.effect import Judged
+from pod_rebalancer.core.model import Effect, Lease, LeaseState, Reason, Target
 from pod_rebalancer.errors import DependencyError
 from pod_rebalancer.ports import LeaseStore
 
@@ -44,8 +45,42 @@ def blocked_by_lease(
     store: LeaseStore, target: Target, me: str, now: datetime, cooldown: timedelta
 ) -> Reason | None:
     """Read-only: why this target may not act now (cooldown, locked); dry runs ask it too."""
+    return lease_refusal(read(store, target), me, now, cooldown)
+
+
+def read(store: LeaseStore, target: Target) -> LeaseState | None:
     current = store.lease(target.namespace, lease_name(target))
-    return lease_refusal(current.state if current else None, me, now, cooldown)
+    return current.state if current else None
+
+
+def record_effect(store: LeaseStore, target: Target, judged: Judged, me: str) -> bool:
+    """Write a measurement into the Lease, only if the Lease still holds the effect that was
+    measured and no live lock (optimistic: a conflict means another invocation wrote first).
+    True when it was written, False when the Lease changed meanwhile (nothing is counted twice)."""
+    current = store.lease(target.namespace, lease_name(target))
+    if current is None or current.state.effect is None or current.state.effect.measured:
+        return False
+    if (current.state.effect.before, current.state.effect.evicted) != (
+        judged.effect.before,
+        judged.effect.evicted,
+    ):
+        return False  # a newer rebalance: its own effect is not measured yet
+    if current.state.holder and current.state.holder != me:
+        return False  # someone is acting on it right now
+    state = replace(
+        current.state,
+        effect=judged.effect,
+        ineffective=judged.ineffective,
+        last_ineffective=judged.last_ineffective,
+    )
+    try:
+        written = store.replace_lease(current, state)
+    except DependencyError:
+        again = store.lease(target.namespace, lease_name(target))
+        if again is not None and again.state.effect == judged.effect:
+            return True  # the write went through; only its answer was lost
+        raise
+    return written is not None
 
 
 def acquire(
@@ -56,16 +91,26 @@ def acquire(
     now: datetime,
     cooldown: timedelta,
     selection: tuple[str, ...],
+    expected: Effect | None = None,
 ) -> Held | Reason:
+    """Take the lock and stamp the rebalance (with what it expects, `expected`, whose evicted
+    pods `release` fills in); the back-off count is carried over."""
     name = lease_name(target)
     current = store.lease(target.namespace, name)
     refusal = lease_refusal(current.state if current else None, me, now, cooldown)
     if refusal is not None:
         return refusal
-    state = LeaseState(
-        holder=me, renewed_at=now, duration=LOCK_TTL, last_rebalance=now, selection=selection
-    )
     previous = current.state if current else None
+    state = LeaseState(
+        holder=me,
+        renewed_at=now,
+        duration=LOCK_TTL,
+        last_rebalance=now,
+        selection=selection,
+        effect=expected,
+        ineffective=previous.ineffective if previous else 0,
+        last_ineffective=previous.last_ineffective if previous else None,
+    )
     try:
         if current is None:
             won = store.create_lease(target.namespace, name, state)
@@ -93,17 +138,25 @@ def _held_by(lease: Lease | None, me: str) -> Lease | None:
     return lease if lease is not None and lease.state.holder == me else None
 
 
-def release(store: LeaseStore, held: Held, now: datetime, acted: bool) -> bool:
-    """Free the lock; False when it is left to expire. Keep the rebalance stamp if anything was
-    evicted, else restore the old one, so that the cooldown does not punish a run that did
-    nothing. DependencyError when the API failed and the lock may still be held."""
+def release(store: LeaseStore, held: Held, now: datetime, evicted: tuple[str, ...] = ()) -> bool:
+    """Free the lock; False when it is left to expire. Keep the rebalance stamp (and its effect,
+    now naming the `evicted` pods) if anything was evicted, else restore the old one, so that the
+    cooldown does not punish a run that did nothing. DependencyError when the API failed and the
+    lock may still be held."""
+    acted = bool(evicted)
     kept = held.lease.state if acted else held.previous
+    effect = kept.effect if kept else None
+    if acted and effect is not None:
+        effect = replace(effect, evicted=evicted)
     state = LeaseState(
         holder=None,
         renewed_at=now,
         duration=LOCK_TTL,
         last_rebalance=kept.last_rebalance if kept else None,
         selection=kept.selection if kept else (),
+        effect=effect,
+        ineffective=kept.ineffective if kept else 0,
+        last_ineffective=kept.last_ineffective if kept else None,
     )
     me = held.lease.state.holder or ""
     try:

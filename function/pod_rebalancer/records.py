@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pod_rebalancer.ports import EventNote
-from pod_rebalancer.report import Action, Outcome, selected_json
+from pod_rebalancer.report import Action, Outcome, last_rebalance_json, selected_json
 from pod_rebalancer.triggers import RunRequest
 
 
@@ -41,6 +41,8 @@ def decision_log(
             fields["expected_after"] = plan.expected_after.value
     if outcome.errors:
         fields["errors"] = outcome.errors
+    if outcome.last_rebalance is not None:
+        fields["last_rebalance"] = last_rebalance_json(outcome.last_rebalance)
     level = logging.ERROR if outcome.action is Action.FAILED else logging.INFO
     message = f"{outcome.target}: {outcome.action.value} ({outcome.reason})"
     return level, message, fields
@@ -64,6 +66,31 @@ def audit_record(
         "reason": outcome.reason,
     }
     return record, attributes
+
+
+def effect_event(outcome: Outcome) -> EventNote | None:
+    """The Event for a measurement just made of the previous rebalance, if this run made one."""
+    last = outcome.last_rebalance
+    if last is None or last.effect.effective is None or last.effect.measured_at is None:
+        return None
+    effect = last.effect
+    message = (
+        f"rebalance of {last.at.isoformat()}: {effect.statistic} {effect.before:.4g} before, "
+        f"{effect.expected_after:.4g} expected, {effect.achieved:.4g} achieved "
+        f"({effect.improvement_percent:.1f}% better)"
+    )
+    if effect.effective:
+        return EventNote("RebalanceEffective", message, warning=False)
+    return EventNote("RebalanceIneffective", message, warning=True)
+
+
+def backoff_event(outcome: Outcome, advice: str, backoff: str) -> EventNote:
+    """The Warning of a target left alone because rebalancing it did not help."""
+    return EventNote(
+        "RebalanceNotEffective",
+        f"not rebalanced for {backoff} after rebalances that did not help: {advice}",
+        warning=True,
+    )
 
 
 def kube_event(outcome: Outcome) -> EventNote:

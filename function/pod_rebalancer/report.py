@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from pod_rebalancer.core.model import Plan, Target
+from pod_rebalancer.core.model import LastRebalance, Plan, Target
 from pod_rebalancer.errors import DependencyError
 
 
@@ -34,6 +34,8 @@ class Outcome:
     # Pods removed or perhaps removed (an answer lost); in a dry run, those the API accepted. What
     # the run's budget (MAX_PODS_PER_RUN) is charged for this target.
     disrupted: int = 0
+    # The previous rebalance of this target and what it achieved (the closed loop), if any.
+    last_rebalance: LastRebalance | None = None
 
     @classmethod
     def unavailable(cls, target: Target, dry_run: bool, exc: DependencyError) -> Outcome:
@@ -77,7 +79,24 @@ class Outcome:
             "evicted": list(self.evicted),
             "ignored_pods": dict(plan.ignored) if plan else {},
             "errors": dict(self.errors),
+            "last_rebalance": last_rebalance_json(self.last_rebalance),
         }
+
+
+def last_rebalance_json(last: LastRebalance | None) -> dict[str, Any] | None:
+    """`last_rebalance` as the response, the decision log and the audit record all show it."""
+    if last is None:
+        return None
+    effect = last.effect
+    return {
+        "at": last.at.isoformat(),
+        "before": effect.before,
+        "expected_after": effect.expected_after,
+        "achieved": effect.achieved,
+        "improvement_percent": effect.improvement_percent,
+        "effective": effect.effective,
+        "note": last.note,
+    }
 
 
 def selected_json(plan: Plan | None) -> list[dict[str, Any]]:

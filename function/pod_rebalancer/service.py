@@ -15,17 +15,28 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from pod_rebalancer import locking
 from pod_rebalancer.actuators import Actuator, DryRun, RealRun
 from pod_rebalancer.budget import RunBudget
 from pod_rebalancer.config import Settings
-from pod_rebalancer.core import planner
+from pod_rebalancer.core import effect, planner
 from pod_rebalancer.core.container import container_label
-from pod_rebalancer.core.model import Deployment, Plan, PodInfo, Reason, Target
+from pod_rebalancer.core.cooldown import lease_refusal
+from pod_rebalancer.core.model import (
+    Deployment,
+    Effect,
+    LastRebalance,
+    LeaseState,
+    Plan,
+    PodInfo,
+    Reason,
+    Target,
+)
 from pod_rebalancer.core.target_guards import (
     changed_since,
     first_refusal,
@@ -36,8 +47,8 @@ from pod_rebalancer.core.target_guards import (
 from pod_rebalancer.errors import AuditError, DependencyError
 from pod_rebalancer.eviction import Removals, outcome_of, remove_in_order
 from pod_rebalancer.logs import get_logger
-from pod_rebalancer.ports import AuditSink, Clock, ClusterPort, MetricsSource
-from pod_rebalancer.records import audit_record, decision_log
+from pod_rebalancer.ports import AuditSink, Clock, ClusterPort, EventNote, MetricsSource
+from pod_rebalancer.records import audit_record, backoff_event, decision_log, effect_event
 from pod_rebalancer.report import Action, Outcome
 from pod_rebalancer.sweep import discover, in_parallel
 from pod_rebalancer.triggers import RunRequest
@@ -50,6 +61,22 @@ class Decision:
     deployment: Deployment
     plan: Plan
     chosen: tuple[PodInfo, ...]  # the selected pods, in the plan's order
+    last: LastRebalance | None = None  # the previous rebalance, as this run found or judged it
+
+    def expected(self) -> Effect | None:
+        """What this rebalance expects, kept in the Lease to be measured later."""
+        plan = self.plan
+        if plan.value is None or plan.expected_after is None:
+            return None
+        return Effect(plan.statistic.value, plan.value, plan.expected_after.value)
+
+
+def remembered(lease: LeaseState | None) -> LastRebalance | None:
+    """The previous rebalance as the Lease remembers it, for the report."""
+    if lease is None or lease.effect is None or lease.last_rebalance is None:
+        return None
+    note = "" if lease.effect.measured else "not measured yet"
+    return LastRebalance(lease.last_rebalance, lease.effect, note)
 
 
 class Rebalancer:
@@ -190,13 +217,23 @@ class Rebalancer:
             budget.give_back(planned - used)
 
     def _decide(self, target: Target, instance: str, dry_run: bool) -> Decision | Outcome:
-        """Guards → measure → plan: a Decision that acts, or the skip that says why not."""
+        """Guards → measure → judge the last rebalance → plan: a Decision that acts, or the skip
+        that says why not."""
         settings = self._settings
+        last: LastRebalance | None = None  # reported on every result once the Lease is read
 
         def skipped(
             reason: Reason, plan: Plan | None = None, errors: dict[str, str] | None = None
         ) -> Outcome:
-            return Outcome(target, dry_run, Action.SKIPPED, reason.value, plan, errors=errors or {})
+            return Outcome(
+                target,
+                dry_run,
+                Action.SKIPPED,
+                reason.value,
+                plan,
+                errors=errors or {},
+                last_rebalance=last,
+            )
 
         refusal = target_not_allowed(target, settings.allow_list)
         if refusal is not None:
@@ -209,9 +246,13 @@ class Rebalancer:
         # It is read after the Deployment, not beside it: read earlier, a duplicate racing the
         # winner would miss its stamp and then list the pods it evicted (pods_not_ready).
         now = self._clock()
-        refusal = locking.blocked_by_lease(self._cluster, target, instance, now, settings.cooldown)
+        lease = locking.read(self._cluster, target)
+        last = remembered(lease)
+        refusal = lease_refusal(lease, instance, now, settings.cooldown)
         if refusal is not None:
             return skipped(refusal)
+        if self._backing_off(lease, now):
+            return self._not_effective(deployment, skipped(Reason.NOT_EFFECTIVE), dry_run, instance)
         refusal = first_refusal(deployment.state)
         if refusal is not None:
             return skipped(refusal)
@@ -251,18 +292,112 @@ class Rebalancer:
             )
             return skipped(again or refusal)
         samples = measured.result()
+        if lease is not None and last is not None and not last.effect.measured:
+            last, after = self._measure(lease, last, pods, samples, now)
+            if last.effect.measured and not dry_run:
+                self._remember(deployment, last, after, instance)
+            if self._backing_off(after, now):
+                return self._not_effective(
+                    deployment, skipped(Reason.NOT_EFFECTIVE), dry_run, instance
+                )
         plan = planner.plan(samples, pods, self._policy, now)
         if not plan.acts:
             return skipped(plan.reason, plan)
         by_name = {pod.name: pod for pod in pods}
-        return Decision(deployment, plan, tuple(by_name[s.pod] for s in plan.selected))
+        return Decision(deployment, plan, tuple(by_name[s.pod] for s in plan.selected), last)
+
+    # The closed loop (core/effect.py): measure the previous rebalance, remember, back off.
+
+    def _backing_off(self, lease: LeaseState | None, now: datetime) -> bool:
+        settings = self._settings
+        return effect.backing_off(
+            lease, now, settings.max_ineffective_rebalances, settings.ineffective_backoff
+        )
+
+    def _measure(
+        self,
+        lease: LeaseState,
+        last: LastRebalance,
+        pods: list[PodInfo],
+        samples: Mapping[str, float],
+        now: datetime,
+    ) -> tuple[LastRebalance, LeaseState]:
+        """The previous rebalance judged now if it can be (else a note why not), and the Lease's
+        state as it is after the judgement."""
+        settings = self._settings
+        statistic = settings.imbalance_statistic
+        note = effect.too_early(last.effect, last.at, pods, settings.metrics_time_window, now)
+        if note is None and last.effect.statistic != statistic.value:
+            note = (
+                f"not judged: measured with {last.effect.statistic or 'another statistic'}, "
+                f"now {statistic.value}"
+            )
+        achieved = None if note is not None else effect.achieved_value(samples, pods, statistic)
+        if note is None and achieved is None:
+            note = "not judged: fewer than two Ready pods with metrics"
+        judged = None
+        if achieved is not None:
+            judged = effect.judge(lease, achieved, settings.min_improvement_percent, now)
+            if judged is None:
+                note = "not judged: the statistic before was 0, so no improvement can be computed"
+        if judged is None:
+            return replace(last, note=note or ""), lease
+        after = replace(
+            lease,
+            effect=judged.effect,
+            ineffective=judged.ineffective,
+            last_ineffective=judged.last_ineffective,
+        )
+        return LastRebalance(last.at, judged.effect), after
+
+    def _remember(
+        self, deployment: Deployment, last: LastRebalance, after: LeaseState, instance: str
+    ) -> None:
+        """Write the measurement into the Lease and announce it; a lost race changes nothing."""
+        judged = effect.Judged(last.effect, after.ineffective, after.last_ineffective)
+        target = deployment.target
+        if not locking.record_effect(self._cluster, target, judged, instance):
+            self._log.info("%s: the Lease changed meanwhile; measurement not recorded", target)
+            return
+        note = effect_event(Outcome(target, False, Action.SKIPPED, "", last_rebalance=last))
+        if note is not None:
+            self._event(deployment, note, instance)
+
+    def _not_effective(
+        self, deployment: Deployment, outcome: Outcome, dry_run: bool, instance: str
+    ) -> Outcome:
+        """Left alone: the result says what to look at, and a real run leaves a Warning Event."""
+        advice = effect.ADVICE
+        last = outcome.last_rebalance
+        if last is not None:
+            last = replace(last, note=f"{last.note}; {advice}" if last.note else advice)
+        outcome = replace(outcome, last_rebalance=last)
+        if not dry_run:
+            hours = self._settings.ineffective_backoff.total_seconds() / 3600
+            self._event(deployment, backoff_event(outcome, advice, f"{hours:g}h"), instance)
+        return outcome
+
+    def _event(self, deployment: Deployment, note: EventNote, instance: str) -> None:
+        """An Event on the Deployment; best effort, as every Event is."""
+        try:
+            self._cluster.event(deployment, note, now=self._clock(), instance=instance)
+        except DependencyError as exc:
+            self._log.warning("could not record an Event on %s: %s", deployment.target, exc)
 
     def _act(self, decision: Decision, actuator: Actuator) -> Outcome:
         """Lock, remove in order, unlock, announce: the same path for dry and real runs."""
         plan, target = decision.plan, decision.deployment.target
-        hold = actuator.lock(target, tuple(pod.name for pod in decision.chosen))
+        selection = tuple(pod.name for pod in decision.chosen)
+        hold = actuator.lock(target, selection, decision.expected())
         if isinstance(hold, Reason):
-            return Outcome(target, actuator.dry_run, Action.SKIPPED, hold.value, plan)
+            return Outcome(
+                target,
+                actuator.dry_run,
+                Action.SKIPPED,
+                hold.value,
+                plan,
+                last_rebalance=decision.last,
+            )
         removals = Removals()
 
         def recheck(disrupted: int) -> Reason | None:
@@ -274,8 +409,9 @@ class Rebalancer:
         try:
             removals = remove_in_order(actuator.remover, target.namespace, decision.chosen, recheck)
         finally:
-            actuator.unlock(hold, target, acted=removals.acted)
+            actuator.unlock(hold, target, evicted=(*removals.removed, *removals.unsure))
         outcome = outcome_of(target, plan, removals, dry_run=actuator.dry_run)
+        outcome = replace(outcome, last_rebalance=decision.last)
         actuator.announce(decision.deployment, outcome)
         return outcome
 

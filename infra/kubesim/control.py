@@ -42,7 +42,9 @@ def deployment_pods(store: Store, namespace: str, deployment: str) -> list[Obj]:
 
 def set_pod(store: Store, namespace: str, name: str, change: Mapping[str, Any]) -> Obj:
     """Test hooks: {"ready": bool|None, "phase": str|None, "annotations": {...},
-    "labels": {...}, "createdSecondsAgo": n, "nodeName": str|None}; None clears a pin."""
+    "labels": {...}, "createdSecondsAgo": n, "readySecondsAgo": n, "nodeName": str|None}; None
+    clears a pin. `readySecondsAgo` backdates a Ready pod's Ready and ContainersReady conditions
+    (lastTransitionTime), as a real API server's status subresource can."""
     now = store.clock()
     pod = pods.find(store, namespace, name)
     _set_metadata(pod, change, now)
@@ -52,6 +54,11 @@ def set_pod(store: Store, namespace: str, name: str, change: Mapping[str, Any]) 
         pod.ready_override = change["ready"]
         if change["ready"] is not None and pod.phase == "Running" and not pod.terminating:
             kubelet.write_conditions(pod, bool(change["ready"]), now)
+    if "readySecondsAgo" in change:
+        stamp = rfc3339(now - float(change["readySecondsAgo"]))
+        for condition in pod.obj["status"].get("conditions", ()):
+            if condition["type"] in ("Ready", "ContainersReady") and condition["status"] == "True":
+                condition["lastTransitionTime"] = stamp
     store.touch(pod.obj)
     kubelet.progress(store, now)
     store.after_write(now)

@@ -102,6 +102,13 @@ variable "settings" {
     error_message = "settings.sweep_concurrency is a whole number in 1..32; settings.max_pods_per_run a whole number from max_pods_to_delete to 1000."
   }
   validation {
+    condition = (
+      floor(coalesce(var.settings.max_ineffective_rebalances, 2)) == coalesce(var.settings.max_ineffective_rebalances, 2) &&
+      coalesce(var.settings.max_ineffective_rebalances, 2) >= 1 && coalesce(var.settings.max_ineffective_rebalances, 2) <= 100
+    )
+    error_message = "settings.max_ineffective_rebalances is a whole number in 1..100."
+  }
+  validation {
     # A namespaced Role is created in each allowed namespace; a wildcard would need a ClusterRole,
     # which the RBAC module refuses by design.
     condition = alltrue([

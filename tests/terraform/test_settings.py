@@ -76,8 +76,8 @@ NOT_EXPOSED = {
 }
 # DESIGN.md contracts the function may not read yet: reachable all the same.
 CONTRACT_ONLY = {
-    "MAX_INEFFECTIVE_REBALANCES", "INEFFECTIVE_BACKOFF", "IMBALANCE_SIGNAL", "SCORE_WEIGHTS",
-    "LAG_QUERY", "MEMORY_QUERY", "IMBALANCE_POLICY", "TOLERANCE_MULTIPLIER",
+    "IMBALANCE_SIGNAL", "SCORE_WEIGHTS", "LAG_QUERY", "MEMORY_QUERY", "IMBALANCE_POLICY",
+    "TOLERANCE_MULTIPLIER",
 }  # fmt: skip
 
 
@@ -156,6 +156,8 @@ def test_every_value_reaches_the_function_as_set(
     assert settings.webhook_signature_timestamp_header == "X-Timestamp"
     assert settings.sweep_concurrency == 2
     assert settings.max_pods_per_run == settings.run_pod_budget == 6
+    assert settings.max_ineffective_rebalances == 3
+    assert settings.ineffective_backoff.total_seconds() == 12 * 3600
 
 
 def test_rbac_namespaces_are_the_allowed_namespaces_or_the_default_one(
@@ -182,6 +184,8 @@ def test_rbac_namespaces_are_the_allowed_namespaces_or_the_default_one(
         ("sweep_concurrency", 0, "sweep_concurrency"),
         ("sweep_concurrency", 2.5, "sweep_concurrency"),
         ("max_pods_per_run", 1, "max_pods_per_run"),  # below max_pods_to_delete (2)
+        ("max_ineffective_rebalances", 0, "max_ineffective_rebalances"),
+        ("ineffective_backoff", "a day", "Durations"),
     ],
 )
 def test_invalid_settings_fail_at_plan_time(

@@ -169,6 +169,8 @@ def test_reads_every_variable_from_the_environment(env: pytest.MonkeyPatch, tmp_
         "LOG_LEVEL": "DEBUG",
         "SWEEP_CONCURRENCY": "8",
         "MAX_PODS_PER_RUN": "6",
+        "MAX_INEFFECTIVE_REBALANCES": "3",
+        "INEFFECTIVE_BACKOFF": "6h",
     }.items():
         env.setenv(name, value)
 
@@ -181,6 +183,8 @@ def test_reads_every_variable_from_the_environment(env: pytest.MonkeyPatch, tmp_
     assert settings.imbalance_statistic is Statistic.CV
     assert settings.imbalance_threshold == 0.5
     assert (settings.sweep_concurrency, settings.max_pods_per_run) == (8, 6)
+    assert settings.max_ineffective_rebalances == 3
+    assert settings.ineffective_backoff == timedelta(hours=6)
     assert settings.min_pods_required == 4
     assert settings.max_pods_to_delete == 3
     assert settings.min_improvement_percent == 25.0
@@ -295,6 +299,10 @@ def test_refuses_an_empty_environment() -> None:
         ("MAX_PODS_PER_RUN", "0"),
         ("MAX_PODS_PER_RUN", "1001"),
         ("MAX_PODS_PER_RUN", "1"),  # below MAX_PODS_TO_DELETE (2)
+        ("MAX_INEFFECTIVE_REBALANCES", "0"),
+        ("MAX_INEFFECTIVE_REBALANCES", "101"),
+        ("INEFFECTIVE_BACKOFF", "a day"),
+        ("INEFFECTIVE_BACKOFF", "2161h"),
         ("MIN_IMPROVEMENT_PERCENT", "101"),
         ("IMBALANCE_STATISTIC", "stdvar"),
         ("EVICTION_MODE", "kill"),

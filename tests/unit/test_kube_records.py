@@ -10,6 +10,9 @@ import msgspec
 import pytest
 
 from pod_rebalancer.adapters.kube import (
+    INEFFECTIVE,
+    LAST_EFFECT,
+    LAST_INEFFECTIVE,
     LAST_REBALANCE,
     LAST_SELECTION,
     lease_body,
@@ -17,7 +20,8 @@ from pod_rebalancer.adapters.kube import (
     parse_lease,
     pod_page,
 )
-from pod_rebalancer.core.model import LeaseState, PodInfo, Target
+from pod_rebalancer.core.model import Effect, LeaseState, PodInfo, Target
+from pod_rebalancer.errors import KubernetesError
 
 EXCLUDE = "pod-rebalancer.io/exclude"
 TARGET = Target("posthog", "ingestion-consumer")
@@ -132,6 +136,95 @@ def test_a_lease_round_trips_and_keeps_what_others_put_on_it() -> None:
     assert body["metadata"]["annotations"][LAST_SELECTION] == "pod-a,pod-b"
     assert body["metadata"]["labels"]["team"] == "data"
     assert again.state == state
+
+
+def test_a_pod_is_ready_since_its_ready_condition_last_changed() -> None:
+    item = pod_json("2026-11-22T02:50:00Z", "2026-11-22T02:51:00Z")
+    item["status"]["conditions"][0]["lastTransitionTime"] = "2026-11-22T02:52:30Z"
+    assert parse_pod(item, EXCLUDE).ready_since == datetime(2026, 11, 22, 2, 52, 30, tzinfo=UTC)
+    item["status"]["conditions"][0]["status"] = "False"
+    assert parse_pod(item, EXCLUDE).ready_since is None  # not Ready: since when is moot
+
+
+MEASURED = Effect(
+    "variance",
+    before=0.41,
+    expected_after=0.03,
+    evicted=("pod-a", "pod-b"),
+    achieved=0.39,
+    improvement_percent=4.878,
+    effective=False,
+    measured_at=datetime(2026, 11, 22, 3, 20, tzinfo=UTC),
+)
+
+
+def lease_json(annotations: dict[str, str]) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "pod-rebalancer.x",
+            "namespace": "posthog",
+            "resourceVersion": "7",
+            "annotations": annotations,
+        },
+        "spec": {},
+    }
+
+
+@pytest.mark.parametrize(
+    "effect",
+    [MEASURED, Effect("cv", before=1.5, expected_after=0.2, evicted=("pod-a",))],
+    ids=["measured", "expected"],
+)
+def test_the_closed_loops_memory_round_trips(effect: Effect) -> None:
+    now = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    state = LeaseState(None, now, timedelta(minutes=5), now, ("pod-a",), effect, 2, now)
+    body = lease_body("posthog", "pod-rebalancer.x", state)
+    annotations = body["metadata"]["annotations"]
+    assert annotations[INEFFECTIVE] == "2"
+    assert json.loads(annotations[LAST_EFFECT])["before"] == effect.before
+
+    again = parse_lease({**body, "metadata": {**body["metadata"], "resourceVersion": "8"}})
+
+    assert again.state == state
+
+
+def test_no_ineffective_rebalance_leaves_no_count_behind() -> None:
+    now = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    state = LeaseState(None, now, timedelta(minutes=5), now, (), MEASURED, 0, None)
+    annotations = lease_body("posthog", "x", state)["metadata"]["annotations"]
+    assert INEFFECTIVE not in annotations
+    assert LAST_INEFFECTIVE not in annotations
+    assert parse_lease(lease_json({})).state.ineffective == 0  # removed by hand: a reset
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        {INEFFECTIVE: "two"},
+        {INEFFECTIVE: "-1"},
+        {LAST_EFFECT: "{not json"},
+        {LAST_EFFECT: "[1, 2]"},
+        {LAST_EFFECT: '{"before": "0.4", "expected_after": 0.1}'},
+        {LAST_EFFECT: '{"before": 0.4}'},
+        {LAST_EFFECT: '{"before": 0.4, "expected_after": 0.1, "evicted": "pod-a"}'},
+        {LAST_EFFECT: '{"before": 0.4, "expected_after": 0.1, "effective": "yes"}'},
+    ],
+    ids=[
+        "count-word",
+        "count-negative",
+        "not-json",
+        "not-object",
+        "text-number",
+        "no-expected",
+        "evicted-text",
+        "effective-text",
+    ],
+)
+def test_a_memory_edited_into_nonsense_makes_the_lease_unreadable(
+    annotations: dict[str, str],
+) -> None:
+    with pytest.raises(KubernetesError, match="unreadable Lease"):
+        parse_lease(lease_json(annotations))
 
 
 def test_releasing_without_a_rebalance_removes_our_annotations() -> None:

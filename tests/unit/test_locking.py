@@ -43,7 +43,7 @@ def test_a_lock_written_but_not_acknowledged_is_held(
     assert isinstance(held, locking.Held)
     assert held.lease.state.holder == "me"
     assert held.previous == previous
-    assert locking.release(cluster, held, NOW, acted=False) is True
+    assert locking.release(cluster, held, NOW) is True
     after = cluster.leases[NAME].state
     assert after.holder is None
     assert after.last_rebalance == (previous.last_rebalance if previous else None)
@@ -74,7 +74,7 @@ def test_a_release_whose_answer_was_lost_is_done(retried: bool) -> None:
     assert isinstance(held, locking.Held)
     cluster.lost_answers.append("replace")
     cluster.retried = retried
-    assert locking.release(cluster, held, NOW, acted=True) is True
+    assert locking.release(cluster, held, NOW, ("p-1",)) is True
     after = cluster.leases[NAME].state
     assert (after.holder, after.last_rebalance) == (None, NOW)
 
@@ -86,4 +86,4 @@ def test_a_release_that_cannot_be_confirmed_raises() -> None:
     cluster.lost_answers.append("replace")
     cluster.lease_reads_fail = True
     with pytest.raises(KubernetesError):
-        locking.release(cluster, held, NOW, acted=True)
+        locking.release(cluster, held, NOW, ("p-1",))

@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from pod_rebalancer.core.model import (
     Deployment,
     DeploymentState,
+    Effect,
     EvictionResult,
     EvictionStatus,
     Lease,
@@ -40,6 +41,11 @@ from pod_rebalancer.ports import EventNote, EvictionMode
 
 LAST_REBALANCE = "pod-rebalancer.io/last-rebalance"
 LAST_SELECTION = "pod-rebalancer.io/last-selection"
+# The closed loop's memory (core/effect.py): the last rebalance's expectation and measurement as
+# one JSON object, and the ineffective rebalances in a row (removing it resets the back-off).
+LAST_EFFECT = "pod-rebalancer.io/last-effect"
+INEFFECTIVE = "pod-rebalancer.io/ineffective-rebalances"
+LAST_INEFFECTIVE = "pod-rebalancer.io/last-ineffective"
 ENABLED = "pod-rebalancer.io/enabled"  # opt-in to sweeps: exactly "true"
 COMPONENT = "pod-rebalancer"
 PAGE_SIZE = 500
@@ -126,6 +132,7 @@ def parse_deployment(target: Target, body: dict[str, Any], exclude: str) -> Depl
 class _Condition(msgspec.Struct):
     type: str = ""
     status: str = ""
+    lastTransitionTime: str | None = None  # noqa: N815
 
 
 class _PodStatus(msgspec.Struct):
@@ -169,10 +176,11 @@ def pod_page(raw: bytes, exclude: str) -> tuple[list[PodInfo], str]:
 
 def _pod_info(item: _Pod, exclude: str) -> PodInfo:
     meta, status = item.metadata, item.status or _PodStatus()
-    ready = False
+    ready, ready_since = False, None
     for condition in status.conditions or ():
         if condition.type == "Ready":
             ready = condition.status == "True"
+            ready_since = parse_time(condition.lastTransitionTime) if ready else None
             break
     # Age counts from the start: a pod that sat Pending has no metrics for that time.
     started = parse_time(status.startTime) or parse_time(meta.creationTimestamp)
@@ -183,6 +191,7 @@ def _pod_info(item: _Pod, exclude: str) -> PodInfo:
         started_at=started,
         excluded=excluded(meta.annotations, exclude),
         terminating=bool(meta.deletionTimestamp),
+        ready_since=ready_since,
     )
 
 
@@ -435,6 +444,9 @@ def parse_lease(body: dict[str, Any]) -> Lease:
             duration=timedelta(seconds=int(spec.get("leaseDurationSeconds") or 0)),
             last_rebalance=parse_time(annotations.get(LAST_REBALANCE)),
             selection=tuple(name for name in selection.split(",") if name),
+            effect=parse_effect(annotations.get(LAST_EFFECT)),
+            ineffective=_count(annotations.get(INEFFECTIVE)),
+            last_ineffective=parse_time(annotations.get(LAST_INEFFECTIVE)),
         )
         return Lease(
             namespace=meta["namespace"],
@@ -446,6 +458,70 @@ def parse_lease(body: dict[str, Any]) -> Lease:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise KubernetesError(f"unreadable Lease: {exc!r}") from exc
+
+
+def _count(text: object) -> int:
+    """The ineffective-rebalance count: absent is 0; anything but a small count is unreadable."""
+    if text is None or text == "":
+        return 0
+    if not isinstance(text, str) or not text.isdigit() or len(text) > 6:
+        raise ValueError(f"{INEFFECTIVE} is {text!r}, not a count")
+    return int(text)
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not a number")
+    return float(value)
+
+
+def parse_effect(text: object) -> Effect | None:
+    """The last rebalance's effect from its annotation; None when absent. ValueError when it is
+    there but unreadable (someone edited it): the Lease is then unreadable, and nothing acts."""
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        raise ValueError(f"{LAST_EFFECT} is not text")
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{LAST_EFFECT} is not an object")
+    evicted = data.get("evicted") or []
+    effective = data.get("effective")
+    before, expected = _number(data.get("before")), _number(data.get("expected_after"))
+    if before is None or expected is None:
+        raise ValueError(f"{LAST_EFFECT} lacks before or expected_after")
+    if not isinstance(evicted, list) or not all(isinstance(n, str) for n in evicted):
+        raise ValueError(f"{LAST_EFFECT} evicted is not a list of names")
+    if effective is not None and not isinstance(effective, bool):
+        raise ValueError(f"{LAST_EFFECT} effective is not true, false or null")
+    return Effect(
+        statistic=str(data.get("statistic") or ""),
+        before=before,
+        expected_after=expected,
+        evicted=tuple(evicted),
+        achieved=_number(data.get("achieved")),
+        improvement_percent=_number(data.get("improvement_percent")),
+        effective=effective,
+        measured_at=parse_time(data.get("measured_at")),
+    )
+
+
+def effect_text(effect: Effect | None) -> str:
+    if effect is None:
+        return ""
+    data = {
+        "statistic": effect.statistic,
+        "before": effect.before,
+        "expected_after": effect.expected_after,
+        "evicted": list(effect.evicted),
+        "achieved": effect.achieved,
+        "improvement_percent": effect.improvement_percent,
+        "effective": effect.effective,
+        "measured_at": format_time(effect.measured_at) if effect.measured_at else None,
+    }
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
 
 def lease_body(
@@ -460,6 +536,12 @@ def lease_body(
             format_time(state.last_rebalance, micro=True) if state.last_rebalance else "",
         ),
         (LAST_SELECTION, ",".join(state.selection)),
+        (LAST_EFFECT, effect_text(state.effect)),
+        (INEFFECTIVE, str(state.ineffective) if state.ineffective else ""),
+        (
+            LAST_INEFFECTIVE,
+            format_time(state.last_ineffective, micro=True) if state.last_ineffective else "",
+        ),
     ):
         if value:
             annotations[key] = value

@@ -36,6 +36,7 @@ class Reason(StrEnum):
     EVICTION_BLOCKED = "eviction_blocked"
     PARTIAL = "partial"
     RUN_BUDGET_EXHAUSTED = "run_budget_exhausted"
+    NOT_EFFECTIVE = "not_effective"
 
 
 class PodSkip(StrEnum):
@@ -124,17 +125,50 @@ class PodInfo:
     started_at: datetime | None
     excluded: bool = False
     terminating: bool = False
+    # Since when its Ready condition has held (lastTransitionTime), when it is Ready.
+    ready_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """The last rebalance: what it expected, and once measured, what it achieved."""
+
+    statistic: str
+    before: float
+    expected_after: float
+    evicted: tuple[str, ...] = ()
+    achieved: float | None = None
+    improvement_percent: float | None = None
+    effective: bool | None = None
+    measured_at: datetime | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.effective is not None
+
+
+@dataclass(frozen=True, slots=True)
+class LastRebalance:
+    """What a result says of the target's previous rebalance (`last_rebalance`)."""
+
+    at: datetime
+    effect: Effect
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class LeaseState:
-    """The target's lock and memory: who holds it until when, and when and what it last did."""
+    """The target's lock and memory: who holds it until when, when and what it last did, what
+    that achieved, and how many rebalances in a row did not help."""
 
     holder: str | None
     renewed_at: datetime | None
     duration: timedelta
     last_rebalance: datetime | None
     selection: tuple[str, ...] = ()
+    effect: Effect | None = None
+    ineffective: int = 0  # ineffective rebalances in a row (an effective one resets it)
+    last_ineffective: datetime | None = None  # when the latest of them was measured
 
 
 @dataclass(frozen=True, slots=True)
