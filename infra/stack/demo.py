@@ -4,7 +4,12 @@ VictoriaMetrics + the Kubernetes API simulator (an `ingestion-consumer` Deployme
 consuming 48 skewed Kafka partitions, CPU counters written by the simulator's load model) + the
 function served by functions-framework. First a dry run, then a real run with DRY_RUN=false, then
 per-pod CPU and the statistic before and after the consumer group rebalanced, as a table and as a
-PNG chart.
+PNG chart; then the function measures its own rebalance (expected vs achieved). Last, a second
+consumer whose topic has one dominant partition: rebalancing cannot spread it, two rebalances are
+judged ineffective and the target is left alone (`not_effective`).
+
+The function runs with a 20 s METRICS_TIME_WINDOW (and MIN_POD_AGE) and a 10 s COOLDOWN, so that
+the loop closes within the demo's minutes; production uses 5m and 15m.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from infra.stack.victoria import VictoriaMetrics, victoria_metrics
 NAMESPACE = "posthog"
 DEPLOYMENT = "ingestion-consumer"
 REPLICAS = 12
-WINDOW = "20s"  # the short window used to show CPU before and after (the function uses 5m)
+WINDOW = "20s"  # the window used to show CPU before and after, and the function's in the demo
+WINDOW_S = 20
+DOMINANT = "replay-consumer"  # a topic with one partition carrying most of the traffic
+DOMINANT_REPLICAS = 6
 CHART = REPO / "build" / "demo-rebalance.png"
 
 KAFKA = {
@@ -44,11 +52,32 @@ KAFKA = {
 }
 
 
-def consumer_group(backfill_minutes: int) -> dict[str, Any]:
-    """The demos' cluster: the consumer Deployment with its load model and a PDB allowing 2."""
+# One partition per pod, Zipf exponent 3: the first carries about 84% of the messages. Whatever the
+# assignment, the pods carry the same loads, so no rebalance can change the statistic.
+# Little noise: the variance is nearly the hot pod's load squared, so 3% noise on that one pod
+# would move it by 6% either way, across the effectiveness boundary.
+DOMINANT_KAFKA = {
+    **KAFKA,
+    "topic": "replays",
+    "partitions": DOMINANT_REPLICAS,
+    "skew": 3.0,
+    "noise": 0.003,
+}
+
+
+def consumer_group(backfill_minutes: int, dominant: bool = False) -> dict[str, Any]:
+    """The demos' cluster: the consumer Deployment with its load model and a PDB allowing 2;
+    with `dominant`, also a consumer of a topic with one dominant partition."""
+    deployments = [deployment(NAMESPACE, DEPLOYMENT, REPLICAS, startupSeconds=2.0, kafka=KAFKA)]
+    if dominant:
+        deployments.append(
+            deployment(
+                NAMESPACE, DOMINANT, DOMINANT_REPLICAS, startupSeconds=2.0, kafka=DOMINANT_KAFKA
+            )
+        )
     return scenario(
         [NAMESPACE],
-        [deployment(NAMESPACE, DEPLOYMENT, REPLICAS, startupSeconds=2.0, kafka=KAFKA)],
+        deployments,
         pdbs=[
             {
                 "namespace": NAMESPACE,
@@ -158,12 +187,30 @@ def chart(before: Mapping[str, float], after: Mapping[str, float], evicted: list
     return CHART
 
 
-def wait_settled(sim: KubeSim, timeout: float = 60.0) -> float:
+def wait_settled(
+    sim: KubeSim, name: str = DEPLOYMENT, replicas: int = REPLICAS, timeout: float = 60.0
+) -> float:
     """Wait until every replica is Ready again and nothing is terminating; return that time."""
-    wait_until(
-        lambda: sim.settled(NAMESPACE, DEPLOYMENT, REPLICAS), timeout, "the Deployment settled"
-    )
+    wait_until(lambda: sim.settled(NAMESPACE, name, replicas), timeout, f"{name} settled")
     return time.time()
+
+
+def effect_line(result: dict[str, Any]) -> str:
+    """The function's own measurement of the previous rebalance, next to what it expected."""
+    last = result.get("last_rebalance")
+    if not last:
+        return "  no previous rebalance reported"
+    expected = (last["before"] - last["expected_after"]) / last["before"] * 100
+    if last["effective"] is None:
+        return f"  not judged yet: {last['note']}"
+    verdict = "effective" if last["effective"] else "NOT effective"
+    achieved = last["improvement_percent"]
+    change = f"{achieved:.1f}% lower" if achieved >= 0 else f"{-achieved:.1f}% higher"
+    return (
+        f"  {result['statistic'] or 'statistic'} before {last['before']:.4f} | expected after "
+        f"{last['expected_after']:.4f} ({expected:.1f}% lower) | achieved {last['achieved']:.4f} "
+        f"({change}) -> {verdict}"
+    )
 
 
 def invoke(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -180,7 +227,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pod-rebalancer-demo-") as tmp:
         workdir = Path(tmp)
         with victoria_metrics(workdir, latency_offset="1s") as vm:
-            sim = KubeSim(workdir, consumer_group(20), tls=True, victoria_url=vm.url, tick=0.2)
+            sim = KubeSim(
+                workdir, consumer_group(20, dominant=True), tls=True, victoria_url=vm.url, tick=0.2
+            )
             try:
                 return run(vm, sim, workdir, token, started)
             finally:
@@ -200,6 +249,9 @@ def run(vm: VictoriaMetrics, sim: KubeSim, workdir: Path, token: str, started: f
         "WEBHOOK_TOKEN": token,
         "LOG_LEVEL": "warning",
         "DRY_RUN": "true",
+        "METRICS_TIME_WINDOW": WINDOW,
+        "MIN_POD_AGE": WINDOW,
+        "COOLDOWN": "10s",
     }
 
     banner("1. dry run (DRY_RUN=true)")
@@ -233,8 +285,43 @@ def run(vm: VictoriaMetrics, sim: KubeSim, workdir: Path, token: str, started: f
     print(f"\n  variance {variance(before):.4f} -> {variance(after):.4f} ({drop:.0f}% lower)")
     path = chart(before, after, real["evicted"])
     print(f"  chart: {path}")
+
+    real_env = {**env, "DRY_RUN": "false"}
+    banner("4. did it help? the next run measures the last rebalance")
+    with function_server("rebalance", real_env, workdir) as fn:
+        measured = invoke(fn.url, token, {})
+    print(effect_line(measured))
+    print(f"  this run: {measured['action']} ({measured['reason']})")
+
+    banner(f"5. one dominant partition: {DOMINANT}")
+    print(
+        f"  {DOMINANT_REPLICAS} partitions, one per pod, the first carrying ~84% of the "
+        "messages: whoever owns it is hot"
+    )
+    outcome = dominant_partition(sim, real_env, workdir, token)
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
-    return 0
+    return 0 if measured["last_rebalance"] and outcome == "not_effective" else 1
+
+
+def dominant_partition(sim: KubeSim, env: dict[str, str], workdir: Path, token: str) -> str:
+    """Rebalance until the function gives up: two ineffective rebalances, then not_effective."""
+    body = {"namespace": NAMESPACE, "deployment": DOMINANT}
+    with function_server("rebalance", env, workdir) as fn:
+        for attempt in range(1, 5):  # bounded: two rebalances and the skip take three calls
+            result = invoke(fn.url, token, body)
+            line = f"  call {attempt}: {result['action']} ({result['reason']})"
+            if result["evicted"]:
+                line += f", evicted {', '.join(result['evicted'])}"
+            print(line)
+            if result.get("last_rebalance"):
+                print(f"  {effect_line(result).strip()}   [the previous rebalance]")
+            if result["action"] != "rebalanced":
+                if result["reason"] == "not_effective":
+                    print(f"  left alone: {result['last_rebalance']['note']}")
+                return str(result["reason"])
+            wait_settled(sim, DOMINANT, DOMINANT_REPLICAS)
+            time.sleep(WINDOW_S + 5)  # the replacements Ready for a full window, and some
+    return "rebalanced"
 
 
 if __name__ == "__main__":
