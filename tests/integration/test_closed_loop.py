@@ -5,7 +5,6 @@ it at the same moment, and after two ineffective rebalances the target is left a
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from pod_rebalancer.report import Outcome
 from pod_rebalancer.service import Rebalancer
 from pod_rebalancer.triggers import RunRequest
 from tests.kube import deployment, kubeconfig, scenario
+from tests.threads import at_once
 
 NS = "closed-loop"
 NAME = "consumer"
@@ -134,21 +134,7 @@ def test_measured_once_by_concurrent_invocations_then_not_effective(
 
         # Eight invocations at once measure the same rebalance: one records it.
         services = [build(settings) for _ in range(CONCURRENT)]
-        start = threading.Barrier(CONCURRENT)
-        outcomes: list[Outcome] = []
-        guard = threading.Lock()
-
-        def invoke(index: int) -> None:
-            start.wait(timeout=30)
-            result = run(services[index])
-            with guard:
-                outcomes.append(result)
-
-        threads = [threading.Thread(target=invoke, args=(i,)) for i in range(CONCURRENT)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        outcomes = at_once(services, TARGET)
         for other in services:
             other.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,9 +15,8 @@ from infra.stack.victoria import VictoriaMetrics
 from pod_rebalancer.bootstrap import build
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core.model import Target
-from pod_rebalancer.report import Outcome
-from pod_rebalancer.triggers import RunRequest
 from tests.kube import deployment, kubeconfig, scenario
+from tests.threads import at_once
 
 NS = "concurrency"
 INVOCATIONS = 20
@@ -52,22 +50,8 @@ def test_twenty_simultaneous_invocations_evict_at_most_the_cap(
     )
     # One service per thread: twenty function instances, each with its own clients.
     services = [build(settings) for _ in range(INVOCATIONS)]
-    start = threading.Barrier(INVOCATIONS)
-    outcomes: list[Outcome] = []
-    lock = threading.Lock()
-
-    def invoke(index: int) -> None:
-        start.wait(timeout=30)
-        result = services[index].run(RunRequest((Target(NS, "consumer"),), False, "test"))
-        with lock:
-            outcomes.extend(result)
-
     sim.control.delete("/_sim/requests")
-    threads = [threading.Thread(target=invoke, args=(i,)) for i in range(INVOCATIONS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = at_once(services, Target(NS, "consumer"))
     for service in services:
         service.close()
 
