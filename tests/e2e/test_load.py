@@ -91,7 +91,10 @@ def test_concurrent_deliveries_rebalance_each_target_once(
     instances: list[FunctionServer], sim: KubeSim
 ) -> None:
     sim.clear_requests()
-    clients = [httpx.Client(base_url=i.url, timeout=60.0) for i in instances]
+    # No keep-alive: a connection the server closes after its idle timeout just as a sender
+    # reuses it is a transport race (an Alertmanager retries it), not an answer of the function.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    clients = [httpx.Client(base_url=i.url, timeout=60.0, limits=fresh) for i in instances]
 
     def deliver(index: int) -> tuple[str, int, float, dict[str, Any]]:
         namespace = NAMESPACES[index % len(NAMESPACES)]
