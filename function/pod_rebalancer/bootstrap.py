@@ -16,6 +16,7 @@ from pod_rebalancer.adapters.kube import Cluster
 from pod_rebalancer.adapters.kube_auth import api_client
 from pod_rebalancer.adapters.prometheus import PrometheusClient
 from pod_rebalancer.adapters.pubsub import AuditPublisher
+from pod_rebalancer.adapters.pushgateway import Pushgateway
 from pod_rebalancer.adapters.secretsmanager import SecretsManagerToken
 from pod_rebalancer.config import Settings, load_settings
 from pod_rebalancer.ports import Clock
@@ -44,7 +45,10 @@ def build(
         api_client(settings), exclude_annotation=settings.exclude_annotation, **timeout
     )
     audit = AuditPublisher(settings.audit_topic) if settings.audit_topic else None
-    return Rebalancer(settings, metrics, cluster, clock=clock, log=log, audit=audit)
+    pushgateway = Pushgateway(settings.pushgateway_url) if settings.pushgateway_url else None
+    return Rebalancer(
+        settings, metrics, cluster, clock=clock, log=log, audit=audit, pushgateway=pushgateway
+    )
 
 
 class Lazy:

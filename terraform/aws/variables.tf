@@ -131,6 +131,9 @@ variable "settings" {
     memory_query               = optional(string)
     imbalance_policy           = optional(string)
     tolerance_multiplier       = optional(number)
+
+    # A Pushgateway for the function's own metrics (README: Watching the rebalancer).
+    pushgateway_url = optional(string)
   })
 
   validation {
