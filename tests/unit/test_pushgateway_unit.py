@@ -137,9 +137,11 @@ def test_adds_to_what_the_gateway_holds_and_keeps_series_this_run_did_not_touch(
         (lambda r: httpx.Response(503), "answered HTTP 503"),
         (lambda r: httpx.Response(200, text="<html>"), "not its metrics JSON"),
         (
-            lambda r: httpx.Response(200, json={"status": "success", "data": []})
-            if r.method == "GET"
-            else httpx.Response(400, text="pushed metrics are invalid"),
+            lambda r: (
+                httpx.Response(200, json={"status": "success", "data": []})
+                if r.method == "GET"
+                else httpx.Response(400, text="pushed metrics are invalid")
+            ),
             "answered HTTP 400: pushed metrics are invalid",
         ),
         (lambda r: (_ for _ in ()).throw(httpx.ConnectError("refused")), "refused"),
