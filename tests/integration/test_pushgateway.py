@@ -91,7 +91,7 @@ def test_a_gateway_that_is_not_there_is_a_telemetry_error(tmp_path: Path) -> Non
         url = server.url
     client = Pushgateway(url)
     try:
-        with pytest.raises(TelemetryError, match="pushgateway at http://127.0.0.1"):
+        with pytest.raises(TelemetryError, match=r"pushgateway at http://127\.0\.0\.1"):
             client.push(telemetry.run_samples([FAILED], 0.1, "manual"))
     finally:
         client.close()
