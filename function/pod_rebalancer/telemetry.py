@@ -27,6 +27,9 @@ class Metric:
     labels: tuple[str, ...]
     help: str
     unit: str  # CloudWatch's unit name
+    # Further dimension sets for CloudWatch, whose alarms read one series: a metric rolled up over
+    # the other labels (every target's failures are `action=failed`, every pod removed is `()`).
+    rollups: tuple[tuple[str, ...], ...] = ()
 
 
 EXECUTIONS = Metric(
@@ -35,6 +38,7 @@ EXECUTIONS = Metric(
     ("namespace", "deployment", "action", "reason"),
     "Results per target, by action and reason code.",
     "Count",
+    rollups=(("action",), ("reason",)),
 )
 PODS_DELETED = Metric(
     "rebalancer_pods_deleted_total",
@@ -42,6 +46,7 @@ PODS_DELETED = Metric(
     ("namespace", "deployment", "role"),
     "Pods evicted (or deleted) for real, by the role they were selected in.",
     "Count",
+    rollups=((),),
 )
 DEPENDENCY_FAILURES = Metric(
     "rebalancer_dependency_failures_total",
@@ -181,7 +186,7 @@ def embedded_documents(
         home["_aws"]["CloudWatchMetrics"].append(
             {
                 "Namespace": namespace,
-                "Dimensions": [list(sample.metric.labels)],
+                "Dimensions": [list(d) for d in (sample.metric.labels, *sample.metric.rollups)],
                 "Metrics": [{"Name": sample.metric.name, "Unit": sample.metric.unit}],
             }
         )

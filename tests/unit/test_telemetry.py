@@ -150,8 +150,9 @@ def test_embedded_metric_documents_hold_every_sample_once_with_its_dimensions(
     for document in documents:
         assert document["_aws"]["Timestamp"] == 1795262400123
         for directive in document["_aws"]["CloudWatchMetrics"]:
-            ((dimensions),) = directive["Dimensions"]
+            dimensions, *rollups = directive["Dimensions"]
             ((metric),) = directive["Metrics"]
+            assert all(set(rollup) < set(dimensions) for rollup in rollups)
             assert directive["Namespace"] == "PodRebalancer"
             assert isinstance(document[metric["Name"]], float | int)
             assert all(isinstance(document[name], str) for name in dimensions)
@@ -196,8 +197,15 @@ def test_on_lambda_the_lines_are_also_embedded_metrics() -> None:
     assert decision["rebalancer_executions_total"] == 1
     assert decision["rebalancer_load_variance_current"] == decision["value"]
     assert (busiest["rebalancer_pods_deleted_total"], busiest["role"]) == (1, "busiest")
+    # Rolled up too, as the alarms read them: every pod removed, every failed result.
     assert busiest["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
-        ["namespace", "deployment", "role"]
+        ["namespace", "deployment", "role"],
+        [],
+    ]
+    assert decision["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["namespace", "deployment", "action", "reason"],
+        ["action"],
+        ["reason"],
     ]
     assert run["rebalancer_execution_duration_seconds"] == 1.5
     assert run["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [
