@@ -16,7 +16,6 @@ from pod_rebalancer.adapters.kube import Cluster
 from pod_rebalancer.adapters.kube_auth import api_client
 from pod_rebalancer.adapters.prometheus import PrometheusClient
 from pod_rebalancer.adapters.pubsub import AuditPublisher
-from pod_rebalancer.adapters.pushgateway import Pushgateway
 from pod_rebalancer.adapters.secretsmanager import SecretsManagerToken
 from pod_rebalancer.config import Settings, load_settings
 from pod_rebalancer.ports import Clock
@@ -45,7 +44,12 @@ def build(
         api_client(settings), exclude_annotation=settings.exclude_annotation, **timeout
     )
     audit = AuditPublisher(settings.audit_topic) if settings.audit_topic else None
-    pushgateway = Pushgateway(settings.pushgateway_url) if settings.pushgateway_url else None
+    pushgateway = None
+    if settings.pushgateway_url:
+        # prometheus-client costs about 0.1 s to import: only an instance that pushes pays it.
+        from pod_rebalancer.adapters.pushgateway import Pushgateway  # noqa: PLC0415
+
+        pushgateway = Pushgateway(settings.pushgateway_url)
     return Rebalancer(
         settings, metrics, cluster, clock=clock, log=log, audit=audit, pushgateway=pushgateway
     )

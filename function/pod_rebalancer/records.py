@@ -89,7 +89,7 @@ def run_log(request: RunRequest, instance: str, results: int, duration_seconds: 
         "source": request.source,
         "instance": instance,
         "results": results,
-        "duration_seconds": round(duration_seconds, 6),
+        "duration_seconds": duration_seconds,
         **request.context,
     }
     samples = [telemetry.duration_sample(duration_seconds, request.source)]

@@ -153,7 +153,7 @@ class Rebalancer:
             return outcome
 
         outcomes = self._outcomes(request, actuator, instance, budget, decided)
-        duration = self._timer() - started
+        duration = round(self._timer() - started, 6)  # a microsecond is precise enough
         self._write(run_log(request, instance, len(outcomes), duration))
         self._push(outcomes, duration, request.source)
         return outcomes

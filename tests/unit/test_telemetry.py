@@ -7,7 +7,6 @@ import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -283,9 +282,3 @@ class Captured:
     def __exit__(self, *exc: object) -> None:
         logging.getLogger("test-telemetry").removeHandler(self._handler)
         logs.embed_metrics(None)
-
-
-@pytest.fixture(autouse=True)
-def _no_embedded_metrics() -> Iterator[None]:
-    yield
-    logs.embed_metrics(None)
