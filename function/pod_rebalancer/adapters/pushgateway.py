@@ -41,7 +41,7 @@ class Pushgateway:
     def __init__(
         self,
         url: str,
-        timeout: timedelta = timedelta(seconds=5),
+        timeout: timedelta = timedelta(seconds=2),
         job: str = JOB,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
