@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from pod_rebalancer import logs, telemetry
 from pod_rebalancer.config import Settings
-from pod_rebalancer.core.model import Target
+from pod_rebalancer.core.model import Effect, LastRebalance, Target
 from pod_rebalancer.errors import KubernetesError, TelemetryError
 from pod_rebalancer.records import decision_lines
-from pod_rebalancer.report import Outcome
+from pod_rebalancer.report import Action, Outcome
 from pod_rebalancer.service import Rebalancer
 from pod_rebalancer.telemetry import (
     DEPENDENCY_FAILURES,
@@ -210,6 +210,30 @@ def test_on_lambda_the_lines_are_also_embedded_metrics() -> None:
     assert run["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [
         {"Name": "rebalancer_execution_duration_seconds", "Unit": "Seconds"}
     ]
+
+
+@pytest.mark.parametrize(("effective", "label"), [(True, "true"), (False, "false")])
+def test_a_judged_last_rebalance_counts_as_measured_with_its_verdict(
+    effective: bool, label: str
+) -> None:
+    effect = Effect("variance", 0.5, 0.1, achieved=0.2, improvement_percent=60, effective=effective)
+    outcome = Outcome(
+        TARGET,
+        False,
+        Action.SKIPPED,
+        "cooldown",
+        last_rebalance=LastRebalance(NOW, effect, ""),
+    )
+    (measured,) = of(telemetry.target_samples(outcome.to_json()), MEASURED)
+    assert measured.label_map["effective"] == label
+    pending = Outcome(
+        TARGET,
+        False,
+        Action.SKIPPED,
+        "cooldown",
+        last_rebalance=LastRebalance(NOW, Effect("variance", 0.5, 0.1), "not measured yet"),
+    )
+    assert of(telemetry.target_samples(pending.to_json()), MEASURED) == []
 
 
 def test_a_failed_result_names_its_dependency_in_the_decision_line() -> None:
