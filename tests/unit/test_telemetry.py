@@ -78,7 +78,7 @@ def of(samples: list[telemetry.Sample], metric: telemetry.Metric) -> list[teleme
     return [s for s in samples if s.metric is metric]
 
 
-@given(st.lists(results(), max_size=5), st.floats(min_value=0, max_value=900))
+@given(st.lists(results(), max_size=3), st.floats(min_value=0, max_value=900))
 def test_every_result_counts_once_and_the_run_its_duration_once(
     batch: list[dict[str, Any]], duration: float
 ) -> None:
