@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
-DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager openssl
+DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager prometheus-pushgateway openssl
 RELIABILITY := build/reliability
 export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
 

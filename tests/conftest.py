@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 from infra.stack.moto import Moto, start_moto
 from infra.stack.processes import REPO, setting_names
 from infra.stack.victoria import VictoriaMetrics
+from pod_rebalancer import logs
 
 # Bounded for `make test`; `make reliability` runs the long profile (HYPOTHESIS_PROFILE).
 settings.register_profile("default", max_examples=100, deadline=None)
@@ -43,6 +44,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     logger.handlers[:] = handlers
     logger.setLevel(level)
     logger.propagate = propagate
+    logs.embed_metrics(None)  # a Lambda entry point turned the embedded metrics on
 
 
 @pytest.fixture(scope="session")

@@ -18,16 +18,19 @@ from urllib.parse import parse_qsl
 
 from pod_rebalancer.core.times import parse_time
 from pod_rebalancer.errors import ConfigError, RequestError
-from pod_rebalancer.logs import get_logger
+from pod_rebalancer.logs import embed_metrics, get_logger
 from pod_rebalancer.runtime import Runtime
 from pod_rebalancer.scheduled import run_scheduled
 from pod_rebalancer.triggers import clip
 from pod_rebalancer.web import HttpRequest, HttpResponse, error, handle
 
 MAX_EVENT_AGE = timedelta(minutes=10)  # as on the Pub/Sub path; the module caps retries the same
+# Where the embedded metrics land in CloudWatch; terraform/aws's alarms read this namespace.
+METRICS_NAMESPACE = "PodRebalancer"
 
 
 def handle_lambda(event: Any, context: Any, runtime: Runtime) -> dict[str, Any]:
+    embed_metrics(METRICS_NAMESPACE)  # on Lambda, the log lines with samples are metrics too
     if is_function_url(event):
         return function_url_response(function_url(event, runtime))
     return scheduled(event, context, runtime)

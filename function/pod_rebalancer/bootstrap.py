@@ -44,7 +44,15 @@ def build(
         api_client(settings), exclude_annotation=settings.exclude_annotation, **timeout
     )
     audit = AuditPublisher(settings.audit_topic) if settings.audit_topic else None
-    return Rebalancer(settings, metrics, cluster, clock=clock, log=log, audit=audit)
+    pushgateway = None
+    if settings.pushgateway_url:
+        # prometheus-client costs about 0.1 s to import: only an instance that pushes pays it.
+        from pod_rebalancer.adapters.pushgateway import Pushgateway  # noqa: PLC0415
+
+        pushgateway = Pushgateway(settings.pushgateway_url)
+    return Rebalancer(
+        settings, metrics, cluster, clock=clock, log=log, audit=audit, pushgateway=pushgateway
+    )
 
 
 class Lazy:

@@ -21,6 +21,7 @@ from pod_rebalancer.errors import ConfigError
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 _PATTERN = re.compile(r"[a-z0-9.*-]+")
 _SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+")
 _TOPIC = re.compile(r"projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}")
@@ -123,6 +124,8 @@ class Settings(BaseSettings):
     eks_ca_cert: str | None = None
 
     audit_topic: str | None = None
+    # Each run pushes its own metrics there (telemetry.py), grouped by job and target.
+    pushgateway_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="before")
@@ -135,7 +138,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         endpoint = self.prometheus_endpoint
-        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", endpoint):
+        if not _URL.fullmatch(endpoint):
             # Not quoted: the value may carry credentials (https://user:key@host/...).
             raise _invalid(
                 "prometheus_endpoint", "is not an http(s) URL like http://host:port/path"
@@ -180,6 +183,13 @@ class Settings(BaseSettings):
     def _check_backoff(self) -> Settings:
         if not timedelta(0) <= self.ineffective_backoff <= timedelta(days=90):
             raise _invalid("ineffective_backoff", "must be between 0s and 90 days (2160h)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_pushgateway(self) -> Settings:
+        if self.pushgateway_url is not None and not _URL.fullmatch(self.pushgateway_url):
+            # Not quoted, as PROMETHEUS_ENDPOINT: the value may carry credentials.
+            raise _invalid("pushgateway_url", "is not an http(s) URL like http://host:port/path")
         return self
 
     @model_validator(mode="after")

@@ -4,6 +4,7 @@ RebalancerError
 ├── ConfigError          invalid configuration; names the environment variable (HTTP 500)
 ├── RequestError         a trigger sent something invalid; names the field (HTTP 400)
 ├── AuditError           the audit record was lost; the decision it describes stands (logged)
+├── TelemetryError       the run's metrics were not pushed; the run stands (logged)
 └── DependencyError      a dependency failed; retrying may help, nothing was done (HTTP 503)
     ├── MetricsError     the metrics server was unreachable, slow, erroring or answered nonsense
     ├── KubernetesError  the Kubernetes API, or the cloud API that locates it, failed
@@ -37,6 +38,10 @@ class RequestError(RebalancerError):
 
 class AuditError(RebalancerError):
     """The audit record was lost; the decision it describes stands."""
+
+
+class TelemetryError(RebalancerError):
+    """The run's own metrics could not be pushed; nothing about the run changes."""
 
 
 class DependencyError(RebalancerError):

@@ -2,6 +2,9 @@
 
 Pass fields with `log.info("message", extra={"fields": {...}})`. Secrets never reach a record:
 Settings keeps them as SecretStr and nothing here formats Settings.
+
+On AWS Lambda the lines that carry metric samples (`extra={"samples": [...]}`, see telemetry.py)
+are also CloudWatch embedded metric format, once the Lambda edge called `embed_metrics`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from pod_rebalancer import telemetry
+
 LOGGER_NAME = "pod_rebalancer"
 _SEVERITY = {
     logging.DEBUG: "DEBUG",
@@ -20,6 +25,15 @@ _SEVERITY = {
     logging.ERROR: "ERROR",
     logging.CRITICAL: "CRITICAL",
 }
+
+
+# The CloudWatch namespace of the embedded metrics; None: samples are not written (not on Lambda).
+_embedded: dict[str, str | None] = {"namespace": None}
+
+
+def embed_metrics(namespace: str | None) -> None:
+    """Write the samples of each line as CloudWatch embedded metrics in `namespace` (None: stop)."""
+    _embedded["namespace"] = namespace
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,7 +49,19 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, separators=(",", ":"))
+        namespace = _embedded["namespace"]
+        samples = getattr(record, "samples", None)
+        if namespace is None or not samples:
+            return _line(entry)
+        stamp = round(record.created * 1000)
+        first, *more = telemetry.embedded_documents(samples, namespace, stamp)
+        lines = [_line({**entry, **first})]
+        lines += [_line({"event": "metrics", "time": entry["time"], **doc}) for doc in more]
+        return "\n".join(lines)
+
+
+def _line(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, default=str, separators=(",", ":"))
 
 
 def get_logger() -> logging.Logger:

@@ -6,12 +6,13 @@ here names Kubernetes JSON, Prometheus or a client library.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pod_rebalancer.core.model import Deployment, EvictionResult, Lease, LeaseState, PodInfo, Target
+from pod_rebalancer.telemetry import Sample
 
 Clock = Callable[[], datetime]
 EvictionMode = Literal["evict", "delete"]
@@ -71,3 +72,9 @@ class AuditSink(Protocol):
     @property
     def topic(self) -> str: ...
     def publish(self, record: dict[str, Any], attributes: dict[str, str]) -> str: ...
+
+
+class MetricsSink(Protocol):
+    """Where a run's own metrics go (a Pushgateway); TelemetryError when they could not be sent."""
+
+    def push(self, samples: Sequence[Sample]) -> None: ...

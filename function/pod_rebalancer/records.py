@@ -7,9 +7,13 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from pod_rebalancer import telemetry
 from pod_rebalancer.ports import EventNote
 from pod_rebalancer.report import Action, Outcome, last_rebalance_json, selected_json
 from pod_rebalancer.triggers import RunRequest
+
+# A log line: level, message, fields, and the metric samples it carries (telemetry.py).
+LogLine = tuple[int, str, dict[str, Any], list[telemetry.Sample]]
 
 
 def decision_log(
@@ -22,6 +26,9 @@ def decision_log(
         "source": request.source,
         "instance": instance,
         "target": str(outcome.target),
+        # Separately too: what the log-based metrics and the embedded metrics take as labels.
+        "namespace": outcome.target.namespace,
+        "deployment": outcome.target.deployment,
         "action": outcome.action.value,
         "reason": outcome.reason,
         "dry_run": outcome.dry_run,
@@ -39,6 +46,9 @@ def decision_log(
         )
         if plan.expected_after is not None:
             fields["expected_after"] = plan.expected_after.value
+    dependencies = telemetry.failed_dependencies(outcome.to_json())
+    if dependencies:
+        fields["dependency"] = ",".join(dependencies)
     if outcome.errors:
         fields["errors"] = outcome.errors
     if outcome.last_rebalance is not None:
@@ -46,6 +56,45 @@ def decision_log(
     level = logging.ERROR if outcome.action is Action.FAILED else logging.INFO
     message = f"{outcome.target}: {outcome.action.value} ({outcome.reason})"
     return level, message, fields
+
+
+def decision_lines(outcome: Outcome, request: RunRequest, instance: str) -> list[LogLine]:
+    """The decision line with its samples, then one line per pod removed for real (its role)."""
+    level, message, fields = decision_log(outcome, request, instance)
+    result = outcome.to_json()
+    samples = telemetry.target_samples(result)
+    removed = [s for s in samples if s.metric is telemetry.PODS_DELETED]
+    kept = [s for s in samples if s.metric is not telemetry.PODS_DELETED]
+    lines: list[LogLine] = [(level, message, fields, kept)]
+    for (pod, role), sample in zip(telemetry.removed_pods(result), removed, strict=True):
+        pod_fields = {
+            "event": "pod_removed",
+            "source": request.source,
+            "instance": instance,
+            "namespace": outcome.target.namespace,
+            "deployment": outcome.target.deployment,
+            "pod": pod,
+            "role": role,
+        }
+        lines.append(
+            (logging.INFO, f"{outcome.target}: removed {pod} ({role})", pod_fields, [sample])
+        )
+    return lines
+
+
+def run_log(request: RunRequest, instance: str, results: int, duration_seconds: float) -> LogLine:
+    """The line that closes an invocation: how long it took, all its targets included."""
+    fields = {
+        "event": "run",
+        "source": request.source,
+        "instance": instance,
+        "results": results,
+        "duration_seconds": duration_seconds,
+        **request.context,
+    }
+    samples = [telemetry.duration_sample(duration_seconds, request.source)]
+    message = f"run of {results} target(s) took {duration_seconds:.3f}s"
+    return logging.INFO, message, fields, samples
 
 
 def audit_record(

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from pod_rebalancer import locking
+from pod_rebalancer import locking, telemetry
 from pod_rebalancer.actuators import Actuator, DryRun, RealRun
 from pod_rebalancer.budget import RunBudget
 from pod_rebalancer.config import Settings
@@ -44,11 +45,25 @@ from pod_rebalancer.core.target_guards import (
     pods_not_ready,
     target_not_allowed,
 )
-from pod_rebalancer.errors import AuditError, DependencyError
+from pod_rebalancer.errors import AuditError, DependencyError, TelemetryError
 from pod_rebalancer.eviction import Removals, outcome_of, remove_in_order
 from pod_rebalancer.logs import get_logger
-from pod_rebalancer.ports import AuditSink, Clock, ClusterPort, EventNote, MetricsSource
-from pod_rebalancer.records import audit_record, backoff_event, decision_log, effect_event
+from pod_rebalancer.ports import (
+    AuditSink,
+    Clock,
+    ClusterPort,
+    EventNote,
+    MetricsSink,
+    MetricsSource,
+)
+from pod_rebalancer.records import (
+    LogLine,
+    audit_record,
+    backoff_event,
+    decision_lines,
+    effect_event,
+    run_log,
+)
 from pod_rebalancer.report import Action, Outcome
 from pod_rebalancer.sweep import discover, in_parallel
 from pod_rebalancer.triggers import RunRequest
@@ -91,6 +106,8 @@ class Rebalancer:
         clock: Clock,
         log: logging.Logger | None = None,
         audit: AuditSink | None = None,
+        pushgateway: MetricsSink | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
@@ -98,6 +115,8 @@ class Rebalancer:
         self._clock = clock
         self._log = log or get_logger()
         self._audit = audit
+        self._pushgateway = pushgateway
+        self._timer = timer
         self._policy = settings.policy()
         # For the read that overlaps another within one decision (one per target a sweep works
         # on at once); never a task that waits on one, so it cannot deadlock when all are busy.
@@ -123,6 +142,7 @@ class Rebalancer:
         ConfigError when a sweep's allow-list names no namespace it can list, DependencyError
         when its Deployments cannot be listed: either way before anything is done.
         """
+        started = self._timer()
         instance = f"{socket.gethostname()}-{secrets.token_hex(4)}"
         actuator = self._actuator(self._settings.dry_run or request.dry_run, instance)
         budget = RunBudget(self._settings.run_pod_budget)
@@ -132,7 +152,23 @@ class Rebalancer:
             self._publish(outcome, request, instance)
             return outcome
 
-        return self._outcomes(request, actuator, instance, budget, decided)
+        outcomes = self._outcomes(request, actuator, instance, budget, decided)
+        duration = round(self._timer() - started, 6)  # a microsecond is precise enough
+        self._write(run_log(request, instance, len(outcomes), duration))
+        self._push(outcomes, duration, request.source)
+        return outcomes
+
+    def _push(self, outcomes: list[Outcome], duration: float, source: str) -> None:
+        """The run's own metrics to the Pushgateway; a failure is logged and changes nothing."""
+        if self._pushgateway is None:
+            return
+        samples = telemetry.run_samples([o.to_json() for o in outcomes], duration, source)
+        try:
+            self._pushgateway.push(samples)
+        except TelemetryError as exc:
+            self._log.warning(
+                "metrics not pushed: %s", exc, extra={"fields": {"event": "push_failed"}}
+            )
 
     def _actuator(self, dry_run: bool, instance: str) -> Actuator:
         """The one dry-run/real choice of the run; a request never turns DRY_RUN off."""
@@ -432,5 +468,9 @@ class Rebalancer:
         self._log.debug("audit record %s published to %s", message_id, self._audit.topic)
 
     def _record(self, outcome: Outcome, request: RunRequest, instance: str) -> None:
-        level, message, fields = decision_log(outcome, request, instance)
-        self._log.log(level, message, extra={"fields": fields})
+        for line in decision_lines(outcome, request, instance):
+            self._write(line)
+
+    def _write(self, line: LogLine) -> None:
+        level, message, fields, samples = line
+        self._log.log(level, message, extra={"fields": fields, "samples": samples})

@@ -131,6 +131,9 @@ variable "settings" {
     memory_query               = optional(string)
     imbalance_policy           = optional(string)
     tolerance_multiplier       = optional(number)
+
+    # A Pushgateway for the function's own metrics (README: Watching the rebalancer).
+    pushgateway_url = optional(string)
   })
 
   validation {
@@ -303,4 +306,35 @@ variable "secret_recovery_window_in_days" {
   description = "Days a deleted webhook-token secret can be restored (0 deletes it at once, freeing the name for a new apply)."
   type        = number
   default     = 7
+}
+
+variable "monitoring" {
+  description = <<-EOT
+    The function's own alarms (README, "Watching the rebalancer"), on the metrics its log lines
+    carry in CloudWatch's embedded metric format (namespace PodRebalancer). Failed results in
+    failed_runs consecutive periods of failure_period seconds (the schedule's interval, so that
+    each period holds a run) alarm; so do more than max_evictions_per_hour pods removed within an
+    hour, across every target, and any not_effective result. alarm_actions are ARNs (an SNS topic).
+  EOT
+  type = object({
+    enabled                = optional(bool, true)
+    alarm_actions          = optional(list(string), [])
+    failed_runs            = optional(number, 3)
+    failure_period         = optional(number, 1800)
+    max_evictions_per_hour = optional(number, 10)
+  })
+  default = {}
+
+  validation {
+    condition     = var.monitoring.failed_runs >= 1 && floor(var.monitoring.failed_runs) == var.monitoring.failed_runs
+    error_message = "monitoring.failed_runs is a whole number, at least 1."
+  }
+  validation {
+    condition     = var.monitoring.failure_period >= 60 && var.monitoring.failure_period % 60 == 0 && var.monitoring.failure_period * var.monitoring.failed_runs <= 86400
+    error_message = "monitoring.failure_period is a multiple of 60 seconds, and failed_runs of them at most a day."
+  }
+  validation {
+    condition     = var.monitoring.max_evictions_per_hour >= 0
+    error_message = "monitoring.max_evictions_per_hour is not negative."
+  }
 }

@@ -141,6 +141,9 @@ variable "settings" {
     memory_query               = optional(string)
     imbalance_policy           = optional(string)
     tolerance_multiplier       = optional(number)
+
+    # A Pushgateway for the function's own metrics (README: Watching the rebalancer).
+    pushgateway_url = optional(string)
   })
 
   validation {
@@ -371,4 +374,35 @@ variable "labels" {
   description = "Labels on every resource that takes them."
   type        = map(string)
   default     = {}
+}
+
+variable "monitoring" {
+  description = <<-EOT
+    The function's own metrics and alerts (README, "Watching the rebalancer"): log-based metrics
+    read from its decision log, and three alert policies. A target with failed_runs failed results
+    within failure_window alerts (set the window to cover that many of its scheduled runs); so do
+    more than max_evictions_per_hour pods removed within an hour across every target, and any
+    not_effective result. notification_channels are ids (projects/P/notificationChannels/N).
+  EOT
+  type = object({
+    enabled                = optional(bool, true)
+    notification_channels  = optional(list(string), [])
+    failed_runs            = optional(number, 3)
+    failure_window         = optional(string, "3600s")
+    max_evictions_per_hour = optional(number, 10)
+  })
+  default = {}
+
+  validation {
+    condition     = var.monitoring.failed_runs >= 1 && floor(var.monitoring.failed_runs) == var.monitoring.failed_runs
+    error_message = "monitoring.failed_runs is a whole number, at least 1."
+  }
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.monitoring.failure_window)) && try(tonumber(trimsuffix(var.monitoring.failure_window, "s")) >= 60 && tonumber(trimsuffix(var.monitoring.failure_window, "s")) <= 86400, false)
+    error_message = "monitoring.failure_window is seconds like 3600s, from 60s to 86400s."
+  }
+  validation {
+    condition     = var.monitoring.max_evictions_per_hour >= 0
+    error_message = "monitoring.max_evictions_per_hour is not negative."
+  }
 }

@@ -36,5 +36,6 @@ locals {
     MEMORY_QUERY                       = local.s.memory_query
     IMBALANCE_POLICY                   = local.s.imbalance_policy
     TOLERANCE_MULTIPLIER               = local.s.tolerance_multiplier == null ? null : tostring(local.s.tolerance_multiplier)
+    PUSHGATEWAY_URL                    = local.s.pushgateway_url
   }
 }

@@ -47,11 +47,18 @@ variable "settings" {
     memory_query               = optional(string)
     imbalance_policy           = optional(string)
     tolerance_multiplier       = optional(number)
+
+    # A Pushgateway for the function's own metrics (README: Watching the rebalancer).
+    pushgateway_url = optional(string)
   })
 
   validation {
     condition     = can(regex("^https?://[^\\s/?#]+(/[^\\s?#]*)?$", var.settings.prometheus_endpoint))
     error_message = "settings.prometheus_endpoint must be an http(s) URL."
+  }
+  validation {
+    condition     = var.settings.pushgateway_url == null || can(regex("^https?://[^\\s/?#]+(/[^\\s?#]*)?$", var.settings.pushgateway_url))
+    error_message = "settings.pushgateway_url must be an http(s) URL."
   }
   validation {
     condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.settings.kube_namespace))

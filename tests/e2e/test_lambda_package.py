@@ -127,7 +127,7 @@ def function_env(sim: KubeSim, moto: Moto, victoria_url: str, secret_arn: str) -
 
 
 @pytest.fixture(scope="module")
-def invoke(
+def process(
     package: Path,
     runtime_dir: Path,
     sim: KubeSim,
@@ -136,16 +136,21 @@ def invoke(
     loads: dict[str, float],
     secret_arn: str,
     workdir: Path,
-) -> Iterator[Any]:
+) -> Iterator[LambdaProcess]:
     api = RuntimeApi()
     env = function_env(sim, moto, victoria.url, secret_arn)
     process = LambdaProcess(package, runtime_dir, api, env, workdir)
     try:
-        yield process.invoke
+        yield process
     finally:
         process.stop()
         api.stop()
         print(process.log()[-4000:])
+
+
+@pytest.fixture(scope="module")
+def invoke(process: LambdaProcess) -> Any:
+    return process.invoke
 
 
 def url_event(body: dict[str, Any], token: str = TOKEN, query: str = "") -> dict[str, Any]:
@@ -188,6 +193,31 @@ def test_a_function_url_dry_run_changes_nothing(invoke: Any, sim: KubeSim) -> No
     assert result["evicted"] == []
     assert [s["role"] for s in result["selected"]] == ["busiest", "idlest"]
     assert pod_names(sim) == before
+
+
+def test_on_lambda_each_decision_line_is_also_an_embedded_metric(
+    process: LambdaProcess, invoke: Any
+) -> None:
+    """What CloudWatch reads from the function's log: the metric set, namespace PodRebalancer."""
+    seen = len(process.records())
+    status, _ = url_answer(invoke(url_event({"dry_run": True})))
+    assert status == 200
+    records = process.records()[seen:]
+    (decision,) = [r for r in records if r.get("event") == "decision"]
+    (run,) = [r for r in records if r.get("event") == "run"]
+    directives = decision["_aws"]["CloudWatchMetrics"]
+    assert {d["Namespace"] for d in directives} == {"PodRebalancer"}
+    assert [d["Metrics"][0]["Name"] for d in directives] == [
+        "rebalancer_executions_total",
+        "rebalancer_load_variance_current",
+    ]
+    assert decision["rebalancer_executions_total"] == 1
+    assert (decision["namespace"], decision["deployment"]) == (NAMESPACE, DEPLOYMENT)
+    assert (decision["action"], decision["reason"]) == ("would_rebalance", "imbalance_confirmed")
+    assert isinstance(decision["_aws"]["Timestamp"], int)
+    assert run["rebalancer_execution_duration_seconds"] == run["duration_seconds"] > 0
+    # A dry run removes nothing: no pod line, so no rebalancer_pods_deleted_total.
+    assert not [r for r in records if r.get("event") == "pod_removed"]
 
 
 def test_a_wrong_token_is_a_401(invoke: Any) -> None:

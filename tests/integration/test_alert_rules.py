@@ -84,3 +84,37 @@ def test_alertmanager_route_sends_resolved_with_a_bearer_token_file() -> None:
     assert route["group_by"] == ["namespace", "deployment"]
     # Re-notify only after the function's cooldown (15m) has passed.
     assert route["repeat_interval"] == "30m"
+
+
+SELF_RULES = INFRA / "prometheus" / "rebalancer-rules.yml"
+
+
+def test_promtool_accepts_the_rules_on_the_rebalancer_itself() -> None:
+    result = run(tool("promtool"), "check", "rules", SELF_RULES.name, cwd=SELF_RULES.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 5 rules found" in result.stdout
+
+
+def test_rule_unit_tests_of_failures_evictions_and_not_effective_pass() -> None:
+    result = run(tool("promtool"), "test", "rules", "rebalancer-rules.test.yml", cwd=RULES.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("  ) >= 3\n", "  ) >= 4\n"),  # the third failure would no longer alert
+        ("increase1h > 10", "increase1h > 11"),  # nor the eleventh eviction
+        ("    or rebalancer_executions_total\n", "\n"),  # nor a new series' first counts
+    ],
+    ids=["failures", "evictions", "new-series"],
+)
+def test_rebalancer_rule_unit_tests_can_fail(tmp_path: Path, before: str, after: str) -> None:
+    text = SELF_RULES.read_text()
+    assert before in text
+    (tmp_path / SELF_RULES.name).write_text(text.replace(before, after))
+    shutil.copy(RULES.parent / "rebalancer-rules.test.yml", tmp_path / "rebalancer-rules.test.yml")
+    result = run(tool("promtool"), "test", "rules", "rebalancer-rules.test.yml", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "FAILED" in result.stdout + result.stderr

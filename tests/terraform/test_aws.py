@@ -20,6 +20,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from infra.stack.moto import Moto, start_moto
+from pod_rebalancer import telemetry
+from pod_rebalancer.aws_lambda import METRICS_NAMESPACE
 from tests.terraform.allowlist import AWS_STATEMENTS, STAR_RESOURCES
 from tests.terraform.conftest import TIMINGS
 from tests.terraform.tf import REPO, Terraform, module, one
@@ -85,6 +87,12 @@ def network(moto: Moto) -> dict[str, Any]:
     return {"subnet_ids": [subnet], "security_group_ids": [group]}
 
 
+def oncall(moto: Moto) -> str:
+    """An SNS topic for the alarms to notify."""
+    arn: str = moto.client("sns").create_topic(Name="oncall")["TopicArn"]
+    return arn
+
+
 @pytest.fixture(scope="module")
 def deployed(
     moto: Moto,
@@ -120,6 +128,7 @@ def deployed(
                 "vpc": deployment.network,
                 "create_eks_access_entry": False,  # moto 5.2 has no CreateAccessEntry
                 "secret_recovery_window_in_days": 0,
+                "alarm_actions": [oncall(moto)],
             }
         )
     )
@@ -325,6 +334,51 @@ def test_token_is_in_secrets_manager_and_nowhere_in_plan_or_state(deployed: Depl
             assert token.encode() not in path.read_bytes(), path
 
 
+def test_alarms_watch_the_embedded_metrics_for_failures_evictions_and_not_effective(
+    deployed: Deployment,
+) -> None:
+    alarms = deployed.moto.client("cloudwatch").describe_alarms(AlarmNamePrefix=NAME)
+    found = {alarm["AlarmName"]: alarm for alarm in alarms["MetricAlarms"]}
+    assert sorted(found) == [f"{NAME}-evictions", f"{NAME}-failing", f"{NAME}-not-effective"]
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:oncall"
+    shape = {
+        name: (
+            alarm["Namespace"],
+            alarm["MetricName"],
+            {d["Name"]: d["Value"] for d in alarm["Dimensions"]},
+            alarm["Statistic"],
+            alarm["Period"],
+            alarm["EvaluationPeriods"],
+            alarm.get("DatapointsToAlarm"),
+            alarm["ComparisonOperator"],
+            alarm["Threshold"],
+            alarm["TreatMissingData"],
+            alarm["AlarmActions"],
+        )
+        for name, alarm in found.items()
+    }
+    executions, deleted = telemetry.EXECUTIONS.name, telemetry.PODS_DELETED.name
+    assert shape == {
+        # Failed results in 3 half-hour periods in a row (the module's defaults).
+        f"{NAME}-failing": (
+            METRICS_NAMESPACE, executions, {"action": "failed"}, "Sum", 1800, 3, 3,
+            "GreaterThanOrEqualToThreshold", 1.0, "notBreaching", [topic],
+        ),
+        f"{NAME}-evictions": (
+            METRICS_NAMESPACE, deleted, {}, "Sum", 3600, 1, None,
+            "GreaterThanThreshold", 10.0, "notBreaching", [topic],
+        ),
+        f"{NAME}-not-effective": (
+            METRICS_NAMESPACE, executions, {"reason": "not_effective"}, "Sum", 300, 1, None,
+            "GreaterThanThreshold", 0.0, "notBreaching", [topic],
+        ),
+    }  # fmt: skip
+    # Each alarm reads a series the function writes: a rollup of the metric it names.
+    assert ("action",) in telemetry.EXECUTIONS.rollups
+    assert ("reason",) in telemetry.EXECUTIONS.rollups
+    assert () in telemetry.PODS_DELETED.rollups
+
+
 def test_a_second_plan_changes_nothing_and_needs_no_token(deployed: Deployment) -> None:
     result = deployed.tf.run(
         "plan", "-no-color", "-detailed-exitcode", check=False, timed="second plan"
@@ -388,6 +442,7 @@ def test_destroy_leaves_nothing(deployed: Deployment) -> None:
     assert "QueueUrls" not in moto.client("sqs").list_queues()
     groups = moto.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/")
     assert groups["logGroups"] == []
+    assert moto.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
 
 
 def test_module_variables_the_example_does_not_set_have_safe_defaults() -> None:

@@ -49,6 +49,7 @@ FULL = {
     "memory_query": "sum by(pod)(container_memory_working_set_bytes)",
     "imbalance_policy": "hpa_target",
     "tolerance_multiplier": 2,
+    "pushgateway_url": "http://pushgateway.monitoring:9091",
 }
 
 # Settings the cloud modules set themselves (from their cluster, topic and secret variables).
@@ -179,6 +180,7 @@ def test_rbac_namespaces_are_the_allowed_namespaces_or_the_default_one(
         ("imbalance_statistic", "mean", "imbalance_statistic"),
         ("eviction_mode", "drain", "eviction_mode"),
         ("prometheus_endpoint", "vm:8428", "http(s) URL"),
+        ("pushgateway_url", "pushgateway:9091", "pushgateway_url must be an http(s) URL"),
         ("max_pods_to_delete", 0, "max_pods_to_delete"),
         ("imbalance_policy", "always", "imbalance_policy"),
         ("sweep_concurrency", 0, "sweep_concurrency"),

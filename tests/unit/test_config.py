@@ -478,3 +478,17 @@ def test_an_invalid_metrics_url_is_named_without_quoting_it(env: pytest.MonkeyPa
         load_settings()
     assert caught.value.variable == "PROMETHEUS_ENDPOINT"
     assert "s3cr3t-key" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["pushgateway:9091", "ftp://pgw:9091", "http://", "http://pgw 9091"]
+)
+def test_pushgateway_url_must_be_an_http_url(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("PUSHGATEWAY_URL", value)
+    assert refused_variable() == "PUSHGATEWAY_URL"
+
+
+def test_pushgateway_url_is_optional_and_taken_as_given(env: pytest.MonkeyPatch) -> None:
+    assert load_settings().pushgateway_url is None
+    env.setenv("PUSHGATEWAY_URL", "http://pushgateway.monitoring:9091")
+    assert load_settings().pushgateway_url == "http://pushgateway.monitoring:9091"

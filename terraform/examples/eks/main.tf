@@ -7,6 +7,7 @@ provider "aws" {
   skip_metadata_api_check     = var.aws_endpoint != null ? "true" : null
 
   endpoints {
+    cloudwatch     = var.aws_endpoint
     cloudwatchlogs = var.aws_endpoint
     ec2            = var.aws_endpoint
     eks            = var.aws_endpoint
@@ -47,4 +48,5 @@ module "pod_rebalancer" {
   webhook_token_version          = var.webhook_token_version
   create_eks_access_entry        = var.create_eks_access_entry
   secret_recovery_window_in_days = var.secret_recovery_window_in_days
+  monitoring                     = { alarm_actions = var.alarm_actions }
 }

@@ -90,6 +90,12 @@ variable "secret_recovery_window_in_days" {
   default     = 7
 }
 
+variable "alarm_actions" {
+  description = "ARNs the function's alarms notify (an SNS topic): runs failing, too many evictions, not_effective."
+  type        = list(string)
+  default     = []
+}
+
 variable "aws_endpoint" {
   description = "Send every AWS API call to this URL instead of AWS (a local emulator such as moto_server, for tests). Leave null."
   type        = string
