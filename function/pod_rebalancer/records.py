@@ -53,6 +53,7 @@ def decision_log(
         fields["errors"] = outcome.errors
     if outcome.last_rebalance is not None:
         fields["last_rebalance"] = last_rebalance_json(outcome.last_rebalance)
+        fields["judged"] = outcome.judged  # this invocation judged it (counted once)
     level = logging.ERROR if outcome.action is Action.FAILED else logging.INFO
     message = f"{outcome.target}: {outcome.action.value} ({outcome.reason})"
     return level, message, fields
@@ -61,7 +62,7 @@ def decision_log(
 def decision_lines(outcome: Outcome, request: RunRequest, instance: str) -> list[LogLine]:
     """The decision line with its samples, then one line per pod removed for real (its role)."""
     level, message, fields = decision_log(outcome, request, instance)
-    result = outcome.to_json()
+    result = outcome.record_json()
     samples = telemetry.target_samples(result)
     removed = [s for s in samples if s.metric is telemetry.PODS_DELETED]
     kept = [s for s in samples if s.metric is not telemetry.PODS_DELETED]

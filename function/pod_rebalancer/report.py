@@ -36,6 +36,9 @@ class Outcome:
     disrupted: int = 0
     # The previous rebalance of this target and what it achieved (the closed loop), if any.
     last_rebalance: LastRebalance | None = None
+    # This invocation judged last_rebalance and recorded the judgement in the Lease: the one
+    # result, of all that report it, that counts it (the logs and metrics, not the response).
+    judged: bool = False
 
     @classmethod
     def unavailable(cls, target: Target, dry_run: bool, exc: DependencyError) -> Outcome:
@@ -48,6 +51,10 @@ class Outcome:
             errors={exc.dependency: str(exc)},
             retryable=True,
         )
+
+    def record_json(self) -> dict[str, Any]:
+        """The result as the logs and the metric set read it: the response plus `judged`."""
+        return {**self.to_json(), "judged": self.judged}
 
     def to_json(self) -> dict[str, Any]:
         plan = self.plan

@@ -77,6 +77,7 @@ class Decision:
     plan: Plan
     chosen: tuple[PodInfo, ...]  # the selected pods, in the plan's order
     last: LastRebalance | None = None  # the previous rebalance, as this run found or judged it
+    judged: bool = False  # this run judged `last` and recorded it
 
     def expected(self) -> Effect | None:
         """What this rebalance expects, kept in the Lease to be measured later."""
@@ -162,7 +163,7 @@ class Rebalancer:
         """The run's own metrics to the Pushgateway; a failure is logged and changes nothing."""
         if self._pushgateway is None:
             return
-        samples = telemetry.run_samples([o.to_json() for o in outcomes], duration, source)
+        samples = telemetry.run_samples([o.record_json() for o in outcomes], duration, source)
         try:
             self._pushgateway.push(samples)
         except TelemetryError as exc:
@@ -257,6 +258,7 @@ class Rebalancer:
         that says why not."""
         settings = self._settings
         last: LastRebalance | None = None  # reported on every result once the Lease is read
+        judged = False  # this invocation judged `last` and recorded it
 
         def skipped(
             reason: Reason, plan: Plan | None = None, errors: dict[str, str] | None = None
@@ -269,6 +271,7 @@ class Rebalancer:
                 plan,
                 errors=errors or {},
                 last_rebalance=last,
+                judged=judged,
             )
 
         refusal = target_not_allowed(target, settings.allow_list)
@@ -331,7 +334,7 @@ class Rebalancer:
         if lease is not None and last is not None and not last.effect.measured:
             last, after = self._measure(lease, last, pods, samples, now)
             if last.effect.measured and not dry_run:
-                self._remember(deployment, last, after, instance)
+                judged = self._remember(deployment, last, after, instance)
             if self._backing_off(after, now):
                 return self._not_effective(
                     deployment, skipped(Reason.NOT_EFFECTIVE), dry_run, instance
@@ -340,7 +343,8 @@ class Rebalancer:
         if not plan.acts:
             return skipped(plan.reason, plan)
         by_name = {pod.name: pod for pod in pods}
-        return Decision(deployment, plan, tuple(by_name[s.pod] for s in plan.selected), last)
+        chosen = tuple(by_name[s.pod] for s in plan.selected)
+        return Decision(deployment, plan, chosen, last, judged)
 
     # The closed loop (core/effect.py): measure the previous rebalance, remember, back off.
 
@@ -388,16 +392,18 @@ class Rebalancer:
 
     def _remember(
         self, deployment: Deployment, last: LastRebalance, after: LeaseState, instance: str
-    ) -> None:
-        """Write the measurement into the Lease and announce it; a lost race changes nothing."""
+    ) -> bool:
+        """Write the measurement into the Lease and announce it; a lost race changes nothing.
+        True when this invocation recorded it (and so is the one that counts it)."""
         judged = effect.Judged(last.effect, after.ineffective, after.last_ineffective)
         target = deployment.target
         if not locking.record_effect(self._cluster, target, judged, instance):
             self._log.info("%s: the Lease changed meanwhile; measurement not recorded", target)
-            return
+            return False
         note = effect_event(Outcome(target, False, Action.SKIPPED, "", last_rebalance=last))
         if note is not None:
             self._event(deployment, note, instance)
+        return True
 
     def _not_effective(
         self, deployment: Deployment, outcome: Outcome, dry_run: bool, instance: str
@@ -433,6 +439,7 @@ class Rebalancer:
                 hold.value,
                 plan,
                 last_rebalance=decision.last,
+                judged=decision.judged,
             )
         removals = Removals()
 
@@ -447,7 +454,7 @@ class Rebalancer:
         finally:
             actuator.unlock(hold, target, evicted=(*removals.removed, *removals.unsure))
         outcome = outcome_of(target, plan, removals, dry_run=actuator.dry_run)
-        outcome = replace(outcome, last_rebalance=decision.last)
+        outcome = replace(outcome, last_rebalance=decision.last, judged=decision.judged)
         actuator.announce(decision.deployment, outcome)
         return outcome
 

@@ -73,7 +73,8 @@ MEASURED = Metric(
     "rebalancer_rebalances_measured_total",
     Kind.COUNTER,
     ("namespace", "deployment", "effective"),
-    "Results reporting a judged previous rebalance (last_rebalance.effective true or false).",
+    "Rebalances judged (last_rebalance.effective true or false), once each: by the invocation "
+    "that judged and recorded it.",
     "Count",
 )
 # The dependencies a DependencyError names (errors.py). A failed result's `errors` names them; a
@@ -106,7 +107,7 @@ def _sample(
 
 
 def target_samples(result: Mapping[str, Any]) -> list[Sample]:
-    """What one result (`Outcome.to_json()`, or the decision log's copy of it) counts."""
+    """What one result (`Outcome.record_json()`, or the decision log's copy of it) counts."""
     target = result["target"]
     where = {"namespace": str(target["namespace"]), "deployment": str(target["deployment"])}
     group = tuple(where.items())
@@ -121,7 +122,7 @@ def target_samples(result: Mapping[str, Any]) -> list[Sample]:
         samples.append(_sample(LOAD_VARIANCE, float(value), group, **where, statistic=statistic))
     last = result.get("last_rebalance")
     effective = last.get("effective") if isinstance(last, Mapping) else None
-    if isinstance(effective, bool):
+    if isinstance(effective, bool) and result.get("judged") is True:
         samples.append(
             _sample(MEASURED, 1, group, **where, effective="true" if effective else "false")
         )

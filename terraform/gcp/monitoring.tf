@@ -161,8 +161,8 @@ resource "google_logging_metric" "measured" {
 
   project          = var.project_id
   name             = "${var.name}/rebalancer_rebalances_measured_total"
-  description      = "Results reporting a judged previous rebalance (last_rebalance.effective true or false)."
-  filter           = "${local.function_logs} AND jsonPayload.event=\"decision\" AND (jsonPayload.last_rebalance.effective=true OR jsonPayload.last_rebalance.effective=false)"
+  description      = "Rebalances judged (last_rebalance.effective true or false), once each: by the invocation that judged and recorded it."
+  filter           = "${local.function_logs} AND jsonPayload.event=\"decision\" AND jsonPayload.judged=true AND (jsonPayload.last_rebalance.effective=true OR jsonPayload.last_rebalance.effective=false)"
   label_extractors = merge(local.target_labels, { effective = "EXTRACT(jsonPayload.last_rebalance.effective)" })
 
   metric_descriptor {

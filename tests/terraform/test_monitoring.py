@@ -65,6 +65,7 @@ def logged_lines() -> list[dict[str, Any]]:
         Action.SKIPPED,
         Reason.NOT_EFFECTIVE.value,
         last_rebalance=LastRebalance(NOW, effect, ""),
+        judged=True,
     )
     outcomes = (rebalanced, failed, judged)
     lines = [line for o in outcomes for line in decision_lines(o, request, "i")]
@@ -131,6 +132,7 @@ def test_filters_and_extractors_read_fields_the_function_writes(name: str) -> No
         bounds = GCP.locals()["duration_bounds"]
         assert [float(b) for b in bounds] == list(telemetry.DURATION_BUCKETS)
     if name == "measured":
+        assert "jsonPayload.judged=true" in body["filter"]  # once, by the judging invocation
         assert "jsonPayload.last_rebalance.effective=true" in body["filter"]
         assert "jsonPayload.last_rebalance.effective=false" in body["filter"]
 

@@ -119,6 +119,7 @@ def test_an_effective_rebalance_is_measured_once_announced_and_resets_the_count(
     assert report["improvement_percent"] > 5.0
     assert report["note"] == ""
     assert report["at"] == NOW.isoformat()
+    assert outcome.judged is True  # the one result that counts the judgement
     assert loop.events() == ["Rebalanced", "RebalanceEffective"]
     assert loop.lease().ineffective == 0
     assert loop.lease().effect is not None
@@ -127,6 +128,7 @@ def test_an_effective_rebalance_is_measured_once_announced_and_resets_the_count(
     loop.now += timedelta(minutes=10)
     again = loop.run()
     assert last(again)["effective"] is True  # still reported, never judged twice
+    assert again.judged is False
     assert loop.events() == ["Rebalanced", "RebalanceEffective"]
 
 
@@ -207,6 +209,7 @@ def test_a_dry_run_measures_and_reports_but_writes_and_announces_nothing() -> No
     events = loop.events()
     outcome = loop.run(dry_run=True)
     assert last(outcome)["effective"] is False
+    assert outcome.judged is False  # a real run will judge and count it
     assert loop.cluster.leases[lease_name(TARGET)] == before
     assert loop.events() == events
 
@@ -235,6 +238,7 @@ def test_a_measurement_that_lost_the_race_is_not_recorded() -> None:
         return real_replace(lease, state)
 
     loop.cluster.replace_lease = another_invocation_first  # type: ignore[method-assign]
-    loop.run()
+    outcome = loop.run()
     assert raced
+    assert outcome.judged is False  # the winner counts it
     assert "RebalanceIneffective" not in loop.events()  # only the winner announces it

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -71,6 +72,7 @@ def results(draw: st.DrawFn) -> dict[str, Any]:
     )
     if last is not None or draw(st.booleans()):
         result["last_rebalance"] = last
+        result["judged"] = last is not None and draw(st.booleans())
     return result
 
 
@@ -133,8 +135,8 @@ def test_the_statistic_is_a_gauge_when_measured_and_effect_counted_when_judged(
         assert (gauge.value, gauge.label_map["statistic"]) == (result["value"], "variance")
     effective = (result.get("last_rebalance") or {}).get("effective")
     measured = of(samples, MEASURED)
-    if effective is None:
-        assert measured == []
+    if effective is None or not result.get("judged"):
+        assert measured == []  # counted once: by the invocation that judged it
     else:
         assert [s.label_map["effective"] for s in measured] == [str(effective).lower()]
 
@@ -223,9 +225,12 @@ def test_a_judged_last_rebalance_counts_as_measured_with_its_verdict(
         Action.SKIPPED,
         "cooldown",
         last_rebalance=LastRebalance(NOW, effect, ""),
+        judged=True,
     )
-    (measured,) = of(telemetry.target_samples(outcome.to_json()), MEASURED)
+    (measured,) = of(telemetry.target_samples(outcome.record_json()), MEASURED)
     assert measured.label_map["effective"] == label
+    reported_again = replace(outcome, judged=False)  # a later result repeating the report
+    assert of(telemetry.target_samples(reported_again.record_json()), MEASURED) == []
     pending = Outcome(
         TARGET,
         False,
@@ -233,7 +238,7 @@ def test_a_judged_last_rebalance_counts_as_measured_with_its_verdict(
         "cooldown",
         last_rebalance=LastRebalance(NOW, Effect("variance", 0.5, 0.1), "not measured yet"),
     )
-    assert of(telemetry.target_samples(pending.to_json()), MEASURED) == []
+    assert of(telemetry.target_samples(pending.record_json()), MEASURED) == []
 
 
 def test_a_failed_result_names_its_dependency_in_the_decision_line() -> None:
