@@ -102,10 +102,9 @@ class Rebalancer:
         self._log = log or get_logger()
         self._audit = audit
         self._policy = settings.policy()
-        # For the read that overlaps another within one decision (one per target a sweep works
-        # on at once); never a task that waits on one, so it cannot deadlock when all are busy.
-        # Each decision overlaps the pod list with the CPU query, the other signals' queries
-        # and (hpa_target) the HPA read.
+        # For the reads that overlap the pod list within one decision (the CPU query, the other
+        # signals' queries, the HPA read under hpa_target), for each target a sweep works on at
+        # once; never a task that waits on one, so it cannot deadlock when all are busy.
         reads = 1 + len(settings.signal_queries) + (settings.imbalance_policy == "hpa_target")
         self._reads = ThreadPoolExecutor(
             max_workers=settings.sweep_concurrency * reads, thread_name_prefix="rebalancer-read"

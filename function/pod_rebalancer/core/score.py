@@ -31,7 +31,9 @@ def effective_weights(weights: Weights, configured: Collection[str]) -> Weights:
     if not kept or not total > 0:
         names = ", ".join(sorted(configured)) or "none"
         raise ValueError(f"no positive weight for the configured signals ({names})")
-    return tuple((name, weight / total) for name, weight in kept)
+    # A weight too small to survive the division (a subnormal) weighs nothing: left out.
+    shares = ((name, weight / total) for name, weight in kept)
+    return tuple((name, share) for name, share in shares if share > 0)
 
 
 def normalised(values: FloatArray) -> FloatArray:
