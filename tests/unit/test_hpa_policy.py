@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pod_rebalancer.core.model import HpaTarget, Plan, PodInfo, PodSkip, Reason
+from pod_rebalancer.core.model import HpaTarget, Plan, PodInfo, PodSkip, Reason, Target
 from pod_rebalancer.core.planner import hot_improvement, plan
+from pod_rebalancer.records import kube_event
+from pod_rebalancer.report import Action, Outcome
 from tests.builders import NOW, pod
 from tests.unit.test_planner import POLICY
 
@@ -159,3 +161,25 @@ def test_laws_of_the_hpa_selection(
     again = judged(shuffled, hpa=hpa, **rules)
     assert again.reason is result.reason
     assert again.selected == result.selected
+
+
+def test_without_an_hpa_target_there_is_no_threshold_to_report() -> None:
+    assert judged(CPU, hpa=None).threshold is None
+    assert judged(CPU, hpa=HpaTarget("x", None)).threshold is None
+
+
+def test_the_rebalanced_event_speaks_of_the_hpa_target_not_the_variance() -> None:
+    result = judged(CPU)
+    outcome = Outcome(
+        Target("posthog", "ingestion-consumer"),
+        False,
+        Action.REBALANCED,
+        result.reason.value,
+        result,
+        evicted=("c-0", "c-5"),
+    )
+    note = kube_event(outcome)
+    assert note.message == (
+        "evicted c-0, c-5 (the hottest pod at 180% of its CPU request > 105%: "
+        "HPA ingestion-consumer target 70% x TOLERANCE_MULTIPLIER)"
+    )

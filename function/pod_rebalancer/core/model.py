@@ -260,7 +260,9 @@ class Plan:
 
     reason: Reason
     statistic: Statistic
-    threshold: float
+    # CPU_VARIANCE_THRESHOLD; under hpa_target the hot line in percent of the CPU request (None
+    # when there is no HPA CPU target to draw it from).
+    threshold: float | None
     summary: Summary | None = None
     expected_after: Expected | None = None
     selected: tuple[Selected, ...] = ()

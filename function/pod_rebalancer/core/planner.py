@@ -47,9 +47,10 @@ def plan(
     None when it has none."""
     ignored: Counter[str] = Counter()
     by_hpa = policy.kind == "hpa_target"
-    threshold = policy.threshold
-    if by_hpa and hpa is not None and hpa.cpu_utilization is not None:
-        threshold = hpa.cpu_utilization * policy.tolerance
+    threshold: float | None = policy.threshold
+    if by_hpa:
+        utilization = hpa.cpu_utilization if hpa is not None else None
+        threshold = None if utilization is None else utilization * policy.tolerance
 
     def decide(
         reason: Reason,
@@ -88,7 +89,7 @@ def plan(
     array = np.fromiter(values, dtype=np.float64, count=len(values))
     summary = summarize(array)
     value = summary.of(policy.statistic)
-    if hpa is not None:
+    if hpa is not None and threshold is not None:
         requests = {pod.name: pod.cpu_request for pod in pods}
         request = np.fromiter((requests[n] or 0.0 for n in names), np.float64, len(names))
         return _hot_plan(
