@@ -182,6 +182,7 @@ def test_rbac_namespaces_are_the_allowed_namespaces_or_the_default_one(
         ("prometheus_endpoint", "vm:8428", "http(s) URL"),
         ("max_pods_to_delete", 0, "max_pods_to_delete"),
         ("imbalance_policy", "always", "imbalance_policy"),
+        ("tolerance_multiplier", 0, "tolerance_multiplier"),
         ("sweep_concurrency", 0, "sweep_concurrency"),
         ("sweep_concurrency", 2.5, "sweep_concurrency"),
         ("max_pods_per_run", 1, "max_pods_per_run"),  # below max_pods_to_delete (2)
