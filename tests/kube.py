@@ -11,6 +11,7 @@ from infra.stack.kube import (
     TOKEN,
     USER,
     deployment,
+    hpa,
     kubeconfig,
     rebalancer_rules,
     scenario,
@@ -26,6 +27,7 @@ __all__ = [
     "FakeClock",
     "api_client",
     "deployment",
+    "hpa",
     "kubeconfig",
     "rebalancer_rules",
     "scenario",
@@ -37,7 +39,14 @@ REBALANCER_RULES = rebalancer_rules()
 # Every resource the simulator serves, with every verb it answers: an identity that may do anything.
 ALL_RULES: list[dict[str, Any]] = [
     {
-        "apiGroups": ["", "apps", "policy", "coordination.k8s.io", "events.k8s.io"],
+        "apiGroups": [
+            "",
+            "apps",
+            "policy",
+            "coordination.k8s.io",
+            "events.k8s.io",
+            "autoscaling",
+        ],
         "resources": [
             "pods",
             "pods/eviction",
@@ -46,6 +55,7 @@ ALL_RULES: list[dict[str, Any]] = [
             "poddisruptionbudgets",
             "leases",
             "events",
+            "horizontalpodautoscalers",
         ],
         "verbs": ["get", "list", "create", "update", "patch", "delete"],
     }

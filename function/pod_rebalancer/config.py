@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pod_rebalancer.core.model import AllowList, Policy
 from pod_rebalancer.core.names import InvalidNameError, check_target, label_problem
+from pod_rebalancer.core.score import DEFAULT_WEIGHTS, SIGNALS, Weights, effective_weights
 from pod_rebalancer.core.stats import Statistic
 from pod_rebalancer.errors import ConfigError
 
@@ -25,6 +26,8 @@ _URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 _PATTERN = re.compile(r"[a-z0-9.*-]+")
 _SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+")
 _TOPIC = re.compile(r"projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PLACEHOLDERS = ("namespace", "deployment", "container", "window")
 DEFAULT_MAX_PODS_PER_RUN = 10  # pods one run may remove in all, unless MAX_PODS_TO_DELETE is more
 
 
@@ -57,7 +60,35 @@ def _split_patterns(value: object) -> object:
     return value
 
 
+def parse_weights(value: object) -> object:
+    """`cpu=0.4,lag=0.4,memory=0.2`: each signal once, each weight a finite number >= 0."""
+    if not isinstance(value, str):
+        return value
+    weights: dict[str, float] = {}
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        name, equals, number = (x.strip() for x in part.partition("="))
+        if not equals or name not in SIGNALS:
+            raise ValueError(
+                f"{part!r} is not SIGNAL=WEIGHT with SIGNAL one of {', '.join(SIGNALS)}"
+            )
+        if name in weights:
+            raise ValueError(f"{name} is weighted twice")
+        try:
+            weight = float(number)
+        except ValueError:
+            raise ValueError(f"{name}: {number!r} is not a number") from None
+        if not 0 <= weight < float("inf"):
+            raise ValueError(f"{name}: the weight must be a finite number >= 0")
+        weights[name] = weight
+    if not weights:
+        raise ValueError("names no signal")
+    return tuple(weights.items())
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ScoreWeights = Annotated[Weights, NoDecode, BeforeValidator(parse_weights)]
 Patterns = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_patterns)]
 
 
@@ -83,6 +114,14 @@ class Settings(BaseSettings):
     imbalance_threshold: float = Field(
         default=0.3, ge=0, allow_inf_nan=False, validation_alias="cpu_variance_threshold"
     )
+    # Kafka-aware signals (core/score.py): PromQL templates returning one series per pod.
+    lag_query: str | None = None
+    memory_query: str | None = None
+    imbalance_signal: Literal["cpu", "score"] = "cpu"
+    score_weights: ScoreWeights = DEFAULT_WEIGHTS
+    # The HPA-target policy: hot pods are above the HPA's CPU target times this of their request.
+    imbalance_policy: Literal["variance", "hpa_target"] = "variance"
+    tolerance_multiplier: float = Field(default=1.5, gt=0, le=100, allow_inf_nan=False)
     min_pods_required: int = Field(default=3, ge=1)
     max_pods_to_delete: int = Field(default=2, ge=1, le=100)
     min_improvement_percent: float = Field(default=10.0, ge=0, le=100, allow_inf_nan=False)
@@ -202,6 +241,43 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_signals(self) -> Settings:
+        for name in ("lag_query", "memory_query"):
+            template = getattr(self, name)
+            if template is None:
+                continue
+            if not template.strip():
+                raise _invalid(name, "is empty (unset it to leave the signal out)")
+            unknown = sorted({m for m in _PLACEHOLDER.findall(template) if m not in PLACEHOLDERS})
+            if unknown:
+                raise _invalid(
+                    name,
+                    f"unknown placeholder {{{unknown[0]}}}: use {{namespace}}, {{deployment}}, "
+                    "{container} or {window}",
+                )
+        if self.imbalance_signal == "score":
+            try:
+                effective_weights(self.score_weights, self.configured_signals)
+            except ValueError as exc:
+                raise _invalid("score_weights", str(exc)) from exc
+        return self
+
+    @property
+    def configured_signals(self) -> tuple[str, ...]:
+        """CPU, and lag and memory when their queries are set."""
+        extra = [("lag", self.lag_query), ("memory", self.memory_query)]
+        return ("cpu", *(name for name, query in extra if query is not None))
+
+    @property
+    def signal_queries(self) -> dict[str, str]:
+        """The templates of the signals beside CPU that the score weighs (none with cpu)."""
+        if self.imbalance_signal != "score" or self.imbalance_policy == "hpa_target":
+            return {}
+        weighted = {name for name, _ in self.policy().weights}
+        queries = {"lag": self.lag_query, "memory": self.memory_query}
+        return {n: q for n, q in queries.items() if q is not None and n in weighted}
+
     @property
     def pod_age_minimum(self) -> timedelta:
         return self.min_pod_age if self.min_pod_age is not None else 2 * self.metrics_time_window
@@ -228,6 +304,14 @@ class Settings(BaseSettings):
             max_delete=self.max_pods_to_delete,
             min_improvement_percent=self.min_improvement_percent,
             min_pod_age=self.pod_age_minimum,
+            signal=self.imbalance_signal,
+            weights=(
+                effective_weights(self.score_weights, self.configured_signals)
+                if self.imbalance_signal == "score"
+                else (("cpu", 1.0),)
+            ),
+            kind=self.imbalance_policy,
+            tolerance=self.tolerance_multiplier,
         )
 
     @classmethod

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from pod_rebalancer.core.model import Deployment, EvictionResult, Lease, LeaseState, PodInfo, Target
+from pod_rebalancer.core.model import (
+    Deployment,
+    EvictionResult,
+    HpaTarget,
+    Lease,
+    LeaseState,
+    PodInfo,
+    Target,
+)
 from pod_rebalancer.telemetry import Sample
 
 Clock = Callable[[], datetime]
@@ -23,6 +31,12 @@ class MetricsSource(Protocol):
         self, target: Target, container: str, window: timedelta, at: datetime
     ) -> dict[str, float]:
         """CPU cores per pod over `window` ending at `at`; MetricsError when unsure."""
+        ...
+
+    def pod_signal(
+        self, template: str, target: Target, container: str, window: timedelta, at: datetime
+    ) -> dict[str, float]:
+        """Another signal per pod (LAG_QUERY, MEMORY_QUERY, a template); MetricsError as above."""
         ...
 
 
@@ -54,6 +68,11 @@ class EventNote:
 
 class ClusterPort(LeaseStore, Protocol):
     def deployment(self, target: Target) -> Deployment | None: ...
+    def hpa(self, target: Target, name: str) -> HpaTarget | None:
+        """The HorizontalPodAutoscaler `name` if it scales the target's Deployment, else None
+        (`horizontalpodautoscalers get`)."""
+        ...
+
     def deployments(self, namespace: str) -> list[Deployment]:
         """Every Deployment of the namespace (a sweep's discovery; `deployments list`)."""
         ...

@@ -148,7 +148,14 @@ def kube_event(outcome: Outcome) -> EventNote:
     plan = outcome.plan
     if outcome.action is Action.REBALANCED:
         value = ""
-        if plan is not None and plan.value is not None:
+        if plan is not None and plan.hpa is not None:
+            hpa = plan.hpa
+            value = (
+                f" (the hottest pod at {hpa.peak_percent:.0f}% of its CPU request > "
+                f"{hpa.hot_line_percent:g}%: HPA {hpa.name} target {hpa.target_percent}% "
+                "x TOLERANCE_MULTIPLIER)"
+            )
+        elif plan is not None and plan.value is not None and plan.threshold is not None:
             value = f" ({plan.statistic.value} {plan.value:.4g} > {plan.threshold:g})"
         message = f"evicted {', '.join(outcome.evicted)}{value}"
         if outcome.errors:

@@ -87,7 +87,24 @@ class Outcome:
             "ignored_pods": dict(plan.ignored) if plan else {},
             "errors": dict(self.errors),
             "last_rebalance": last_rebalance_json(self.last_rebalance),
+            **hpa_json(plan),
         }
+
+
+def hpa_json(plan: Plan | None) -> dict[str, Any]:
+    """`hpa` under IMBALANCE_POLICY=hpa_target once the HPA was read; nothing otherwise."""
+    judged = plan.hpa if plan else None
+    if judged is None:
+        return {}
+    return {
+        "hpa": {
+            "name": judged.name,
+            "target_utilization_percent": judged.target_percent,
+            "hot_line_percent": judged.hot_line_percent,
+            "hot_pods": judged.hot_pods,
+            "peak_utilization_percent": judged.peak_percent,
+        }
+    }
 
 
 def last_rebalance_json(last: LastRebalance | None) -> dict[str, Any] | None:
@@ -108,4 +125,10 @@ def last_rebalance_json(last: LastRebalance | None) -> dict[str, Any] | None:
 
 def selected_json(plan: Plan | None) -> list[dict[str, Any]]:
     """The selection as the response, the decision log and the audit record all show it."""
-    return [{"pod": s.pod, "cpu": s.cpu, "role": s.role} for s in (plan.selected if plan else ())]
+    selected: list[dict[str, Any]] = []
+    for s in plan.selected if plan else ():
+        entry: dict[str, Any] = {"pod": s.pod, "cpu": s.cpu, "role": s.role}
+        if s.signals is not None:
+            entry.update(signals=dict(s.signals), score=s.score)
+        selected.append(entry)
+    return selected

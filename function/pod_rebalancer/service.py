@@ -17,7 +17,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -25,12 +25,13 @@ from pod_rebalancer import locking, telemetry
 from pod_rebalancer.actuators import Actuator, DryRun, RealRun
 from pod_rebalancer.budget import RunBudget
 from pod_rebalancer.config import Settings
-from pod_rebalancer.core import effect, planner
+from pod_rebalancer.core import effect, planner, score
 from pod_rebalancer.core.container import container_label
 from pod_rebalancer.core.cooldown import lease_refusal
 from pod_rebalancer.core.model import (
     Deployment,
     Effect,
+    HpaTarget,
     LastRebalance,
     LeaseState,
     Plan,
@@ -84,7 +85,9 @@ class Decision:
         plan = self.plan
         if plan.value is None or plan.expected_after is None:
             return None
-        return Effect(plan.statistic.value, plan.value, plan.expected_after.value)
+        return Effect(
+            plan.measured_as or plan.statistic.value, plan.value, plan.expected_after.value
+        )
 
 
 def remembered(lease: LeaseState | None) -> LastRebalance | None:
@@ -119,10 +122,12 @@ class Rebalancer:
         self._pushgateway = pushgateway
         self._timer = timer
         self._policy = settings.policy()
-        # For the read that overlaps another within one decision (one per target a sweep works
-        # on at once); never a task that waits on one, so it cannot deadlock when all are busy.
+        # For the reads that overlap the pod list within one decision (the CPU query, the other
+        # signals' queries, the HPA read under hpa_target), for each target a sweep works on at
+        # once; never a task that waits on one, so it cannot deadlock when all are busy.
+        reads = 1 + len(settings.signal_queries) + (settings.imbalance_policy == "hpa_target")
         self._reads = ThreadPoolExecutor(
-            max_workers=settings.sweep_concurrency, thread_name_prefix="rebalancer-read"
+            max_workers=settings.sweep_concurrency * reads, thread_name_prefix="rebalancer-read"
         )
 
     @property
@@ -318,9 +323,7 @@ class Rebalancer:
             return skipped(Reason.NO_METRICS, errors={"container": problem})
         # The metrics query runs while the pods are listed: independent reads, and the result is
         # looked at only where it was read before, so what a failure of either means is unchanged.
-        measured = self._reads.submit(
-            self._metrics.pod_cpu, target, container, settings.metrics_time_window, now
-        )
+        gathered = self._start_reads(deployment, container, now)
         pods = self._cluster.pods(target.namespace, selector)
         refusal = pods_not_ready(pods)
         if refusal is not None:
@@ -330,23 +333,63 @@ class Rebalancer:
                 self._cluster, target, instance, self._clock(), settings.cooldown
             )
             return skipped(again or refusal)
-        samples = measured.result()
+        samples, signals, hpa = gathered()
         if lease is not None and last is not None and not last.effect.measured:
-            last, after = self._measure(lease, last, pods, samples, now)
+            judged_on = self._judged(samples, signals, pods)
+            last, after = self._measure(lease, last, pods, judged_on, now)
             if last.effect.measured and not dry_run:
                 judged = self._remember(deployment, last, after, instance)
             if self._backing_off(after, now):
                 return self._not_effective(
                     deployment, skipped(Reason.NOT_EFFECTIVE), dry_run, instance
                 )
-        plan = planner.plan(samples, pods, self._policy, now)
+        plan = planner.plan(samples, pods, self._policy, now, signals=signals, hpa=hpa)
         if not plan.acts:
             return skipped(plan.reason, plan)
         by_name = {pod.name: pod for pod in pods}
         chosen = tuple(by_name[s.pod] for s in plan.selected)
         return Decision(deployment, plan, chosen, last, judged)
 
+    def _start_reads(
+        self, deployment: Deployment, container: str, now: datetime
+    ) -> Callable[[], tuple[dict[str, float], dict[str, dict[str, float]], HpaTarget | None]]:
+        """The CPU query, the other signals' queries and (hpa_target) the HPA read, started on
+        the read pool; the answer waits for them all (and raises what any of them raised)."""
+        settings, target = self._settings, deployment.target
+        window = settings.metrics_time_window
+        cpu = self._reads.submit(self._metrics.pod_cpu, target, container, window, now)
+        others = {
+            name: self._reads.submit(
+                self._metrics.pod_signal, template, target, container, window, now
+            )
+            for name, template in settings.signal_queries.items()
+        }
+        hpa: Future[HpaTarget | None] | None = None
+        if settings.imbalance_policy == "hpa_target":
+            name = deployment.hpa or target.deployment
+            hpa = self._reads.submit(self._cluster.hpa, target, name)
+
+        def gathered() -> tuple[dict[str, float], dict[str, dict[str, float]], HpaTarget | None]:
+            samples = cpu.result()
+            signals = {signal: future.result() for signal, future in others.items()}
+            return samples, signals, hpa.result() if hpa is not None else None
+
+        return gathered
+
     # The closed loop (core/effect.py): measure the previous rebalance, remember, back off.
+
+    def _judged(
+        self,
+        samples: Mapping[str, float],
+        signals: Mapping[str, Mapping[str, float]],
+        pods: list[PodInfo],
+    ) -> Mapping[str, float]:
+        """Per pod, what the last rebalance is judged on: CPU, or the score when it decides."""
+        policy = self._policy
+        if policy.measured_as == policy.statistic.value:
+            return samples
+        live = [pod.name for pod in pods if pod.ready and not pod.terminating]
+        return score.per_pod({"cpu": samples, **signals}, policy.weights, live)
 
     def _backing_off(self, lease: LeaseState | None, now: datetime) -> bool:
         settings = self._settings
@@ -366,11 +409,12 @@ class Rebalancer:
         state as it is after the judgement."""
         settings = self._settings
         statistic = settings.imbalance_statistic
+        measured_as = self._policy.measured_as
         note = effect.too_early(last.effect, last.at, pods, settings.metrics_time_window, now)
-        if note is None and last.effect.statistic != statistic.value:
+        if note is None and last.effect.statistic != measured_as:
             note = (
                 f"not judged: measured with {last.effect.statistic or 'another statistic'}, "
-                f"now {statistic.value}"
+                f"now {measured_as}"
             )
         achieved = None if note is not None else effect.achieved_value(samples, pods, statistic)
         if note is None and achieved is None:

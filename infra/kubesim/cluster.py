@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from infra.kubesim import (
+    autoscaling,
     control,
     controllers,
     deployments,
@@ -77,6 +78,13 @@ class Cluster:
             obj = objects.pdb(spec, store.uid(), now - 3600)
             store.touch(obj)
             store.pdbs[(spec["namespace"], spec["name"])] = PdbState(obj)
+        for spec in scenario.get("hpas") or []:
+            ref = spec.get("scaleTargetRef") or {"name": spec["name"]}
+            scaled = store.deployments.get((spec["namespace"], str(ref.get("name", ""))))
+            replicas = int(scaled.obj["spec"]["replicas"]) if scaled is not None else 0
+            obj = autoscaling.hpa(spec, store.uid(), now - 3600, replicas)
+            store.touch(obj)
+            store.hpas[(spec["namespace"], spec["name"])] = obj
         for spec in scenario.get("leases") or []:
             leases.create_lease(store, spec["metadata"]["namespace"], spec, dry_run=False)
         controllers.refresh(store, now)
@@ -151,6 +159,12 @@ class Cluster:
 
     def list_pdbs(self, namespace: str, label_selector: str | None = None) -> Obj:
         return self._locked(disruption.list_pdbs, namespace, label_selector)
+
+    def get_hpa(self, namespace: str, name: str) -> Obj:
+        return self._locked(autoscaling.get_hpa, namespace, name)
+
+    def list_hpas(self, namespace: str, label_selector: str | None = None) -> Obj:
+        return self._locked(autoscaling.list_hpas, namespace, label_selector)
 
     def list_leases(self, namespace: str, label_selector: str | None = None) -> Obj:
         return self._locked(leases.list_leases, namespace, label_selector)

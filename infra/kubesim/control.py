@@ -28,6 +28,7 @@ def state(store: Store) -> dict[str, Any]:
             "replicasets": [r.obj for _, r in sorted(store.replicasets.items())],
             "poddisruptionbudgets": [b.obj for _, b in sorted(store.pdbs.items())],
             "leases": [obj for _, obj in sorted(store.leases.items())],
+            "horizontalpodautoscalers": [obj for _, obj in sorted(store.hpas.items())],
             "events": [obj for _, obj in sorted(store.events.items())],
         }
     )

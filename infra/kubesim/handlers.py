@@ -111,6 +111,8 @@ HANDLERS: dict[tuple[str, str, str], Handler] = {
     ("replicasets", "", "list"): lambda c: (200, c.cluster.list_replicasets(c.namespace, c.labels)),
     ("pdbs", "", "get"): lambda c: (200, c.cluster.get_pdb(c.namespace, c.name)),
     ("pdbs", "", "list"): lambda c: (200, c.cluster.list_pdbs(c.namespace, c.labels)),
+    ("hpas", "", "get"): lambda c: (200, c.cluster.get_hpa(c.namespace, c.name)),
+    ("hpas", "", "list"): lambda c: (200, c.cluster.list_hpas(c.namespace, c.labels)),
     ("leases", "", "list"): lambda c: (200, c.cluster.list_leases(c.namespace, c.labels)),
     ("leases", "", "get"): lambda c: (200, c.cluster.get_lease(c.namespace, c.name)),
     ("leases", "", "create"): lambda c: (

@@ -29,6 +29,7 @@ from infra.kubesim.faults import (
 )
 from infra.kubesim.status import (
     APPS,
+    AUTOSCALING,
     COORDINATION,
     CORE,
     EVENTS,
@@ -69,6 +70,7 @@ ROUTES = (
     _route("/apis/apps/v1", "replicasets", "replicasets", APPS),
     _route("/apis/policy/v1", "poddisruptionbudgets", "pdbs", POLICY),
     _route("/apis/coordination.k8s.io/v1", "leases", "leases", COORDINATION),
+    _route("/apis/autoscaling/v2", "horizontalpodautoscalers", "hpas", AUTOSCALING),
     _route("/apis/events.k8s.io/v1", "events", "events", EVENTS),
 )
 

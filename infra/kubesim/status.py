@@ -13,6 +13,7 @@ APPS = "apps"
 POLICY = "policy"
 COORDINATION = "coordination.k8s.io"
 EVENTS = "events.k8s.io"
+AUTOSCALING = "autoscaling"
 
 OPTIMISTIC_LOCK_MESSAGE = (
     "the object has been modified; please apply your changes to the latest version and try again"

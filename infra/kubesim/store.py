@@ -137,6 +137,7 @@ class Store:
         self.replicasets: dict[Key, ReplicaSetState] = {}
         self.pdbs: dict[Key, PdbState] = {}
         self.leases: dict[Key, Obj] = {}
+        self.hpas: dict[Key, Obj] = {}  # autoscaling/v2 HorizontalPodAutoscalers
         self.events: dict[Key, Obj] = {}  # stored as core/v1 Events
         # Run after every write that controllers react to (the cluster wires in their status
         # sync), as watches wake kube-controller-manager; the REST modules never import them.

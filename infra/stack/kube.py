@@ -50,6 +50,16 @@ def deployment(namespace: str, name: str, replicas: int, **extra: Any) -> dict[s
     return spec
 
 
+def hpa(
+    namespace: str, name: str, cpu_utilization: int | None = 70, **extra: Any
+) -> dict[str, Any]:
+    """An autoscaling/v2 HPA entry for `scenario(hpas=[...])`: by default named like the
+    Deployment it scales, with a CPU Utilization target (None: no CPU target)."""
+    spec: dict[str, Any] = {"namespace": namespace, "name": name, "cpuUtilization": cpu_utilization}
+    spec.update(extra)
+    return spec
+
+
 def scenario(
     namespaces: list[str], deployments: list[dict[str, Any]], *, sweep: bool = False, **extra: Any
 ) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Synthetic CPU counters: `container_cpu_usage_seconds_total` series with a chosen rate."""
+"""Synthetic series: `container_cpu_usage_seconds_total` counters with a chosen rate, and gauges
+(Kafka lag and assignments, memory, kube_pod_info) holding a chosen value."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 CPU_METRIC = "container_cpu_usage_seconds_total"
 
@@ -60,5 +61,25 @@ def cpu_counters(
                 "job": "kubelet",
             },
             "values": values,
+            "timestamps": timestamps,
+        }
+
+
+def gauges(
+    metric: str,
+    series: Iterable[tuple[Mapping[str, str], float]],
+    end_ms: int,
+    minutes: float,
+    step_s: int = 15,
+) -> Iterator[dict[str, object]]:
+    """One import line per (labels, value): a gauge holding `value` every `step_s` — Kafka lag,
+    an assignment (1), memory, kube-state-metrics' `kube_pod_info` (1)."""
+    points = int(minutes * 60 // step_s) + 1
+    start_ms = end_ms - (points - 1) * step_s * 1000
+    timestamps = [start_ms + i * step_s * 1000 for i in range(points)]
+    for labels, value in series:
+        yield {
+            "metric": {"__name__": metric, **labels},
+            "values": [value] * points,
             "timestamps": timestamps,
         }

@@ -220,6 +220,12 @@ variable "settings" {
     )
     error_message = "settings.imbalance_signal is cpu or score; settings.imbalance_policy is variance or hpa_target."
   }
+  validation {
+    condition = (
+      coalesce(var.settings.tolerance_multiplier, 1.5) > 0 && coalesce(var.settings.tolerance_multiplier, 1.5) <= 100
+    )
+    error_message = "settings.tolerance_multiplier is more than 0 and at most 100."
+  }
 }
 
 variable "schedules" {

@@ -74,6 +74,7 @@ SCENARIO: dict[str, Any] = {
         {"namespace": ns, "name": "web", "selector": {"app": "web"}, "minAvailable": 4}
         for ns in ("guarded", "spare")
     ],
+    "hpas": [{"namespace": "conf", "name": "web", "cpuUtilization": 70}],
 }
 
 PDB_MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
@@ -123,7 +124,11 @@ def forbidden(
     resource without the subresource.
     """
     plural, _, _ = resource.partition("/")
-    group = {"leases": "coordination.k8s.io", "deployments": "apps"}.get(plural, "")
+    group = {
+        "leases": "coordination.k8s.io",
+        "deployments": "apps",
+        "horizontalpodautoscalers": "autoscaling",
+    }.get(plural, "")
     qualified = f"{plural}.{group}" if group else plural
     subject = f'{qualified} "{name}"' if name else qualified
     message = (
@@ -195,6 +200,21 @@ ROWS: list[Row] = [
     Row("get-missing-pdb", "GET", "/apis/policy/v1/namespaces/conf/poddisruptionbudgets/nope", 404,
         failure(404, "NotFound", 'poddisruptionbudgets.policy "nope" not found',
                 name="nope", group="policy", kind="poddisruptionbudgets")),
+    Row("get-missing-hpa", "GET",
+        "/apis/autoscaling/v2/namespaces/conf/horizontalpodautoscalers/nope", 404,
+        failure(404, "NotFound", 'horizontalpodautoscalers.autoscaling "nope" not found',
+                name="nope", group="autoscaling", kind="horizontalpodautoscalers")),
+    # pkg/apis/autoscaling/v2 (types.go): scaleTargetRef, and the Resource metric's target.
+    Row("get-hpa", "GET", "/apis/autoscaling/v2/namespaces/conf/horizontalpodautoscalers/web", 200,
+        subset={"kind": "HorizontalPodAutoscaler", "apiVersion": "autoscaling/v2",
+                "metadata": {"name": "web", "namespace": "conf"},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                            "name": "web"},
+                         "metrics": [{"type": "Resource", "resource": {
+                             "name": "cpu",
+                             "target": {"type": "Utilization", "averageUtilization": 70}}}]}},
+        present=("metadata.uid", "metadata.resourceVersion", "metadata.creationTimestamp",
+                 "spec.maxReplicas", "status.currentReplicas")),
     # registry/generic/registry/store.go Delete: Storage.Get -> InterpretDeleteError -> NewNotFound
     Row("delete-missing-pod", "DELETE", "/api/v1/namespaces/conf/pods/nope", 404,
         failure(404, "NotFound", 'pods "nope" not found', name="nope", kind="pods")),
@@ -326,6 +346,9 @@ ROWS: list[Row] = [
         forbidden("nobody", "get", "pods", "conf", "nope"), token=NOBODY),
     Row("forbidden-list-pods", "GET", "/api/v1/namespaces/conf/pods", 403,
         forbidden("nobody", "list", "pods", "conf"), token=NOBODY),
+    Row("forbidden-get-hpa", "GET",
+        "/apis/autoscaling/v2/namespaces/conf/horizontalpodautoscalers/web", 403,
+        forbidden("nobody", "get", "horizontalpodautoscalers", "conf", "web"), token=NOBODY),
     Row("forbidden-get-lease", "GET", f"{LEASES}/held", 403,
         forbidden("nobody", "get", "leases", "conf", "held"), token=NOBODY),
     Row("forbidden-evict-subresource", "POST", "/api/v1/namespaces/conf/pods/{pod}/eviction", 403,

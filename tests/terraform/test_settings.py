@@ -75,11 +75,6 @@ NOT_EXPOSED = {
     "WEBHOOK_HMAC_SECRET": "a secret: WEBHOOK_HMAC_SECRET_FILE on GCP",
     "ALLOW_UNAUTHENTICATED": "local use only; the modules always set a token, which makes it inert",
 }
-# DESIGN.md contracts the function may not read yet: reachable all the same.
-CONTRACT_ONLY = {
-    "IMBALANCE_SIGNAL", "SCORE_WEIGHTS", "LAG_QUERY", "MEMORY_QUERY", "IMBALANCE_POLICY",
-    "TOLERANCE_MULTIPLIER",
-}  # fmt: skip
 
 
 def environment(tf: Terraform, settings: dict[str, Any]) -> dict[str, str]:
@@ -103,7 +98,6 @@ def test_every_setting_of_the_function_is_reachable_or_excluded_with_a_reason(
     for name in sorted(setting_names()):
         assert name in mapped | set(PLATFORM) | set(NOT_EXPOSED), f"{name} is not reachable"
     assert not mapped & (set(PLATFORM) | set(NOT_EXPOSED))
-    assert mapped >= CONTRACT_ONLY
     assert mapped == {key.upper() for key in FULL}
 
 
@@ -159,6 +153,13 @@ def test_every_value_reaches_the_function_as_set(
     assert settings.max_pods_per_run == settings.run_pod_budget == 6
     assert settings.max_ineffective_rebalances == 3
     assert settings.ineffective_backoff.total_seconds() == 12 * 3600
+    assert settings.imbalance_signal == "score"
+    assert settings.score_weights == (("cpu", 0.5), ("lag", 0.5))
+    assert settings.lag_query == "sum by(pod)(kafka_lag)"
+    assert settings.memory_query == "sum by(pod)(container_memory_working_set_bytes)"
+    assert settings.imbalance_policy == "hpa_target"
+    assert settings.tolerance_multiplier == 2
+    assert settings.policy().weights == (("cpu", 0.5), ("lag", 0.5))
 
 
 def test_rbac_namespaces_are_the_allowed_namespaces_or_the_default_one(
@@ -183,6 +184,7 @@ def test_rbac_namespaces_are_the_allowed_namespaces_or_the_default_one(
         ("pushgateway_url", "pushgateway:9091", "pushgateway_url must be an http(s) URL"),
         ("max_pods_to_delete", 0, "max_pods_to_delete"),
         ("imbalance_policy", "always", "imbalance_policy"),
+        ("tolerance_multiplier", 0, "tolerance_multiplier"),
         ("sweep_concurrency", 0, "sweep_concurrency"),
         ("sweep_concurrency", 2.5, "sweep_concurrency"),
         ("max_pods_per_run", 1, "max_pods_per_run"),  # below max_pods_to_delete (2)

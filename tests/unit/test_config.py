@@ -492,3 +492,82 @@ def test_pushgateway_url_is_optional_and_taken_as_given(env: pytest.MonkeyPatch)
     assert load_settings().pushgateway_url is None
     env.setenv("PUSHGATEWAY_URL", "http://pushgateway.monitoring:9091")
     assert load_settings().pushgateway_url == "http://pushgateway.monitoring:9091"
+
+
+# --- Kafka-aware signals and the HPA policy --------------------------------------------------
+
+
+def test_the_new_options_default_to_todays_behaviour() -> None:
+    settings = make()
+    assert (settings.imbalance_signal, settings.imbalance_policy) == ("cpu", "variance")
+    assert settings.score_weights == (("cpu", 0.4), ("lag", 0.4), ("memory", 0.2))
+    assert settings.tolerance_multiplier == 1.5
+    assert settings.signal_queries == {}
+    policy = settings.policy()
+    assert (policy.signal, policy.kind, policy.weights) == ("cpu", "variance", (("cpu", 1.0),))
+    assert policy.measured_as == "variance"
+
+
+def test_weights_of_unconfigured_signals_are_dropped_and_the_rest_renormalised() -> None:
+    settings = make(imbalance_signal="score", lag_query="sum by(pod)(lag)")
+    assert settings.policy().weights == (("cpu", 0.5), ("lag", 0.5))
+    assert settings.signal_queries == {"lag": "sum by(pod)(lag)"}
+
+
+def test_score_weights_are_read_from_the_environment(env: pytest.MonkeyPatch) -> None:
+    env.setenv("IMBALANCE_SIGNAL", "score")
+    env.setenv("SCORE_WEIGHTS", " cpu=1, memory=3 ")
+    env.setenv("MEMORY_QUERY", "sum by(pod)(container_memory_working_set_bytes)")
+    assert load_settings().policy().weights == (("cpu", 0.25), ("memory", 0.75))
+
+
+@pytest.mark.parametrize(
+    "weights",
+    ["cpu=x", "disk=1", "cpu", "cpu=1,cpu=2", "cpu=-1", "cpu=inf", "", "cpu=0,lag=0"],
+)
+def test_invalid_score_weights_name_the_variable(env: pytest.MonkeyPatch, weights: str) -> None:
+    env.setenv("IMBALANCE_SIGNAL", "score")
+    env.setenv("LAG_QUERY", "sum by(pod)(lag)")
+    env.setenv("SCORE_WEIGHTS", weights)
+    assert refused_variable() == "SCORE_WEIGHTS"
+
+
+def test_a_score_whose_only_weighted_signal_has_no_query_is_refused(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("IMBALANCE_SIGNAL", "score")
+    env.setenv("SCORE_WEIGHTS", "lag=1")
+    assert refused_variable() == "SCORE_WEIGHTS"
+
+
+@pytest.mark.parametrize("variable", ["LAG_QUERY", "MEMORY_QUERY"])
+@pytest.mark.parametrize("template", ["sum by(pod)(x{namespace={ns}})", "  "])
+def test_a_template_with_an_unknown_placeholder_or_nothing_is_refused(
+    env: pytest.MonkeyPatch, variable: str, template: str
+) -> None:
+    env.setenv(variable, template)
+    assert refused_variable() == variable
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("IMBALANCE_SIGNAL", "lag"),
+        ("IMBALANCE_POLICY", "hpa"),
+        ("TOLERANCE_MULTIPLIER", "0"),
+        ("TOLERANCE_MULTIPLIER", "nan"),
+    ],
+)
+def test_invalid_signal_and_policy_choices_name_the_variable(
+    env: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    env.setenv(variable, value)
+    assert refused_variable() == variable
+
+
+def test_the_hpa_policy_reads_no_other_signal() -> None:
+    settings = make(
+        imbalance_policy="hpa_target", imbalance_signal="score", lag_query="sum by(pod)(lag)"
+    )
+    assert settings.signal_queries == {}
+    assert settings.policy().measured_as == "variance"

@@ -10,17 +10,20 @@ import msgspec
 import pytest
 
 from pod_rebalancer.adapters.kube import (
+    HPA_ANNOTATION,
     INEFFECTIVE,
     LAST_EFFECT,
     LAST_INEFFECTIVE,
     LAST_REBALANCE,
     LAST_SELECTION,
+    cpu_cores,
     lease_body,
     parse_deployment,
+    parse_hpa,
     parse_lease,
     pod_page,
 )
-from pod_rebalancer.core.model import Effect, LeaseState, PodInfo, Target
+from pod_rebalancer.core.model import Effect, HpaTarget, LeaseState, PodInfo, Target
 from pod_rebalancer.errors import KubernetesError
 
 EXCLUDE = "pod-rebalancer.io/exclude"
@@ -255,3 +258,96 @@ def test_a_page_keeps_only_what_the_decision_reads_and_its_continue_token() -> N
 def test_a_page_that_is_not_a_pod_list_is_refused(body: bytes) -> None:
     with pytest.raises((msgspec.DecodeError, msgspec.ValidationError)):
         pod_page(body, EXCLUDE)
+
+
+def test_a_pods_cpu_request_is_the_sum_of_its_containers_requests() -> None:
+    item = pod_json("2026-11-22T02:50:00Z", "2026-11-22T02:51:00Z")
+    item["spec"] = {
+        "containers": [
+            {"name": "app", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+            {"name": "sidecar", "resources": {"requests": {"cpu": "0.25"}}},
+        ]
+    }
+    (pod,), _ = pod_page(json.dumps({"items": [item]}).encode(), EXCLUDE)
+    assert pod.cpu_request == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    "containers",
+    [
+        [{"name": "app"}],
+        [{"name": "app", "resources": {"requests": {"cpu": "1"}}}, {"name": "s", "resources": {}}],
+        [{"name": "app", "resources": {"requests": {"cpu": "lots"}}}],
+        [],
+    ],
+    ids=["no-resources", "a-container-without-one", "unreadable", "no-containers"],
+)
+def test_a_pod_with_a_container_requesting_no_cpu_has_no_request(
+    containers: list[dict[str, Any]],
+) -> None:
+    item = pod_json("2026-11-22T02:50:00Z", "2026-11-22T02:51:00Z")
+    item["spec"] = {"containers": containers}
+    (pod,), _ = pod_page(json.dumps({"items": [item]}).encode(), EXCLUDE)
+    assert pod.cpu_request is None
+    assert pod.ready  # the rest of the pod is read as before
+
+
+@pytest.mark.parametrize(
+    ("quantity", "cores"),
+    [("500m", 0.5), ("2", 2.0), ("0.25", 0.25), ("1500000u", 1.5), ("250000000n", 0.25)],
+)
+def test_cpu_quantities_are_read_in_cores(quantity: str, cores: float) -> None:
+    assert cpu_cores(quantity) == pytest.approx(cores)
+
+
+def utilization(resource: str, percent: int) -> dict[str, Any]:
+    target = {"type": "Utilization", "averageUtilization": percent}
+    return {"type": "Resource", "resource": {"name": resource, "target": target}}
+
+
+def hpa_json(**spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "scaleTargetRef": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": TARGET.deployment,
+        },
+        "minReplicas": 2,
+        "maxReplicas": 20,
+        "metrics": [utilization("memory", 90), utilization("cpu", 70)],
+    }
+    body.update(spec)
+    return {"metadata": {"name": "consumers"}, "spec": body}
+
+
+def test_an_hpa_yields_its_cpu_utilization_target() -> None:
+    assert parse_hpa(TARGET, hpa_json()) == HpaTarget("consumers", 70)
+
+
+def test_an_hpa_without_a_cpu_utilization_target_has_none() -> None:
+    average_value = {"type": "AverageValue", "averageValue": "500m"}
+    metrics = [{"type": "Resource", "resource": {"name": "cpu", "target": average_value}}]
+    assert parse_hpa(TARGET, hpa_json(metrics=metrics)) == HpaTarget("consumers", None)
+    assert parse_hpa(TARGET, hpa_json(metrics=None)) == HpaTarget("consumers", None)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "other"},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": TARGET.deployment},
+        {"apiVersion": "example.com/v1", "kind": "Deployment", "name": TARGET.deployment},
+    ],
+    ids=["another-deployment", "another-kind", "another-group"],
+)
+def test_an_hpa_scaling_something_else_is_not_the_targets(ref: dict[str, str]) -> None:
+    assert parse_hpa(TARGET, hpa_json(scaleTargetRef=ref)) is None
+
+
+def test_the_deployment_may_name_its_hpa() -> None:
+    body = deployment_json({"matchLabels": {"app": "x"}})
+    body["metadata"]["annotations"] = {HPA_ANNOTATION: " consumers "}
+    assert parse_deployment(TARGET, body, EXCLUDE).hpa == "consumers"
+    assert (
+        parse_deployment(TARGET, deployment_json({"matchLabels": {"app": "x"}}), EXCLUDE).hpa == ""
+    )

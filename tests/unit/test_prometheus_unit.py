@@ -16,7 +16,12 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from pod_rebalancer.adapters.prometheus import PrometheusClient, cpu_query, promql_duration
+from pod_rebalancer.adapters.prometheus import (
+    PrometheusClient,
+    cpu_query,
+    promql_duration,
+    render_query,
+)
 from pod_rebalancer.core.model import Target
 from pod_rebalancer.errors import DependencyError, MetricsError
 
@@ -496,3 +501,46 @@ def test_credentials_in_the_endpoint_never_reach_an_error_message(
     assert all("s3cr3t-key" not in text and "reader" not in text for text in failures), failures
     assert all("http://***@metrics.test:8428/prom" in text for text in failures), failures
     assert requests[-1].headers["authorization"].startswith("Basic ")  # still sent, as asked
+
+
+# --- LAG_QUERY / MEMORY_QUERY templates ---------------------------------------------------------
+
+
+def test_a_template_is_filled_textually_and_keeps_promqls_own_braces() -> None:
+    template = (
+        'sum by(pod)(avg_over_time(container_memory_working_set_bytes{namespace="{namespace}",'
+        'container="{container}",pod=~"{deployment}-.+"}[{window}])) > bool {not_a_placeholder}'
+    )
+    assert render_query(template, TARGET, "consumer", WINDOW) == (
+        'sum by(pod)(avg_over_time(container_memory_working_set_bytes{namespace="posthog",'
+        'container="consumer",pod=~"ingestion-consumer-.+"}[300s])) > bool {not_a_placeholder}'
+    )
+
+
+def test_a_regex_repetition_is_not_a_placeholder() -> None:
+    template = '"({deployment}-[a-z0-9]+-[a-z0-9]{5})-.*"'
+    assert render_query(template, TARGET, "c", WINDOW) == (
+        '"(ingestion-consumer-[a-z0-9]+-[a-z0-9]{5})-.*"'
+    )
+
+
+def test_a_container_that_is_not_a_name_never_reaches_a_template() -> None:
+    with pytest.raises(ValueError, match="DNS-1123"):
+        render_query("{container}", TARGET, 'x"} or vector(1) #', WINDOW)
+
+
+def test_a_signal_is_read_per_pod_from_the_filled_in_query(
+    make_client: Callable[..., PrometheusClient], requests: list[httpx.Request]
+) -> None:
+    client = make_client(answer(vector(sample("a", "120"), sample("b", "0"))))
+    lag = client.pod_signal('sum by(pod)(lag{group="{deployment}"})', TARGET, "c", WINDOW, AT)
+    assert lag == {"a": 120.0, "b": 0.0}
+    assert form(requests[0])["query"] == ['sum by(pod)(lag{group="ingestion-consumer"})']
+
+
+def test_a_signal_reporting_a_pod_twice_is_refused(
+    make_client: Callable[..., PrometheusClient],
+) -> None:
+    client = make_client(answer(vector(sample("a", "1"), sample("a", "2"))))
+    with pytest.raises(MetricsError, match="twice"):
+        client.pod_signal("lag", TARGET, "c", WINDOW, AT)

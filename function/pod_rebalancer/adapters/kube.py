@@ -11,7 +11,9 @@ values.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from pod_rebalancer.core.model import (
     Effect,
     EvictionResult,
     EvictionStatus,
+    HpaTarget,
     Lease,
     LeaseState,
     PodInfo,
@@ -47,6 +50,9 @@ LAST_EFFECT = "pod-rebalancer.io/last-effect"
 INEFFECTIVE = "pod-rebalancer.io/ineffective-rebalances"
 LAST_INEFFECTIVE = "pod-rebalancer.io/last-ineffective"
 ENABLED = "pod-rebalancer.io/enabled"  # opt-in to sweeps: exactly "true"
+# IMBALANCE_POLICY=hpa_target: the HPA to read, when it is not named like the Deployment (the
+# function may only `get` HPAs, so it cannot list them to find the one that scales the target).
+HPA_ANNOTATION = "pod-rebalancer.io/hpa"
 COMPONENT = "pod-rebalancer"
 PAGE_SIZE = 500
 MAX_PAGES = 400  # 200,000 pods: far beyond any Deployment, and a bound on the loop
@@ -126,13 +132,66 @@ def parse_deployment(target: Target, body: dict[str, Any], exclude: str) -> Depl
         state=state,
         selector_problem=problem,
         enabled=enabled(meta.get("annotations")),
+        hpa=str((meta.get("annotations") or {}).get(HPA_ANNOTATION) or "").strip(),
     )
+
+
+def parse_hpa(target: Target, body: dict[str, Any]) -> HpaTarget | None:
+    """An autoscaling/v2 HPA as the hpa_target policy reads it: None unless its scaleTargetRef
+    names the target's Deployment; its CPU Utilization target (percent) if it has one."""
+    ref = body["spec"]["scaleTargetRef"]
+    group = str(ref.get("apiVersion", "apps/v1")).partition("/")[0]
+    if ref.get("kind") != "Deployment" or ref.get("name") != target.deployment or group != "apps":
+        return None
+    utilization = None
+    for metric in body["spec"].get("metrics") or ():
+        resource = metric.get("resource") or {}
+        goal = resource.get("target") or {}
+        if (
+            metric.get("type") == "Resource"
+            and resource.get("name") == "cpu"
+            and goal.get("type") == "Utilization"
+            and isinstance(goal.get("averageUtilization"), int)
+            and goal["averageUtilization"] > 0
+        ):
+            utilization = int(goal["averageUtilization"])
+            break
+    return HpaTarget(name=str(body["metadata"]["name"]), cpu_utilization=utilization)
+
+
+_CPU_SUFFIX = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3}
+
+
+@functools.lru_cache(maxsize=256)
+def cpu_cores(quantity: str) -> float | None:
+    """A CPU quantity (`500m`, `2`, `0.25`) in cores; None for one this does not read."""
+    text = quantity.strip()
+    suffix = text[-1:] if text[-1:] in _CPU_SUFFIX else ""
+    number = text[: len(text) - len(suffix)]
+    try:
+        value = float(number) * _CPU_SUFFIX[suffix]
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 class _Condition(msgspec.Struct):
     type: str = ""
     status: str = ""
     lastTransitionTime: str | None = None  # noqa: N815
+
+
+class _Resources(msgspec.Struct):
+    # Quantities are strings on the wire; a number is read too rather than failing the list.
+    requests: dict[str, str | int | float] | None = None
+
+
+class _Container(msgspec.Struct):
+    resources: _Resources | None = None
+
+
+class _PodSpec(msgspec.Struct):
+    containers: list[_Container] | None = None
 
 
 class _PodStatus(msgspec.Struct):
@@ -151,6 +210,7 @@ class _PodMeta(msgspec.Struct):
 
 class _Pod(msgspec.Struct):
     metadata: _PodMeta
+    spec: _PodSpec | None = None
     status: _PodStatus | None = None
 
 
@@ -192,7 +252,20 @@ def _pod_info(item: _Pod, exclude: str) -> PodInfo:
         excluded=excluded(meta.annotations, exclude),
         terminating=bool(meta.deletionTimestamp),
         ready_since=ready_since,
+        cpu_request=_cpu_request(item.spec),
     )
+
+
+def _cpu_request(spec: _PodSpec | None) -> float | None:
+    """The sum of the containers' CPU requests; None if any container requests none."""
+    total = 0.0
+    for container in (spec.containers if spec else None) or ():
+        requests = container.resources.requests if container.resources else None
+        cores = cpu_cores(str(requests["cpu"])) if requests and "cpu" in requests else None
+        if cores is None:
+            return None
+        total += cores
+    return total or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +304,20 @@ class Cluster:
             return parse_deployment(target, answer.body, self._exclude)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise KubernetesError(f"unreadable Deployment {target}: {exc!r}") from exc
+
+    def hpa(self, target: Target, name: str) -> HpaTarget | None:
+        """The autoscaling/v2 HPA `name`, if it scales the target's Deployment (404: None)."""
+        path = (
+            f"/apis/autoscaling/v2/namespaces/{_q(target.namespace)}"
+            f"/horizontalpodautoscalers/{_q(name)}"
+        )
+        answer = self.call("GET", path, expect=(200, 404))
+        if answer.status == 404:
+            return None
+        try:
+            return parse_hpa(target, answer.body)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise KubernetesError(f"unreadable HorizontalPodAutoscaler {name}: {exc!r}") from exc
 
     def deployments(self, namespace: str) -> list[Deployment]:
         """Every Deployment of the namespace, read in pages as pods are. Annotations cannot be

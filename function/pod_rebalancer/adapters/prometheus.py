@@ -7,6 +7,7 @@ not an instant vector, a pod reported twice) becomes a MetricsError: the run sto
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from pod_rebalancer.core.names import label_problem
 from pod_rebalancer.errors import MetricsError
 
 CPU_METRIC = "container_cpu_usage_seconds_total"
+_PLACEHOLDER = re.compile(r"\{(?:namespace|deployment|container|window)\}")
 
 
 def promql_duration(window: timedelta) -> str:
@@ -38,6 +40,22 @@ def cpu_query(target: Target, container: str, window: timedelta) -> str:
         f'sum by(pod)(rate({CPU_METRIC}{{namespace="{target.namespace}",'
         f'container="{container}"}}[{promql_duration(window)}]))'
     )
+
+
+def render_query(template: str, target: Target, container: str, window: timedelta) -> str:
+    """A LAG_QUERY or MEMORY_QUERY template with its placeholders filled in, textually: PromQL's
+    own braces stay as written. Only validated names and the window go in (checked again here)."""
+    problem = label_problem(container)
+    if problem:
+        raise ValueError(f"container {container!r} {problem}")
+    values = {
+        "{namespace}": target.namespace,
+        "{deployment}": target.deployment,
+        "{container}": container,
+        "{window}": promql_duration(window),
+    }
+    # One pass, so a value can never be read as a placeholder (names hold no braces anyway).
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(0), m.group(0)), template)
 
 
 class PrometheusClient:
@@ -71,6 +89,12 @@ class PrometheusClient:
         """CPU cores used per pod, averaged over `window` ending at `at`."""
         result = self.query(cpu_query(target, container, window), at)
         return _per_pod(result)
+
+    def pod_signal(
+        self, template: str, target: Target, container: str, window: timedelta, at: datetime
+    ) -> dict[str, float]:
+        """A LAG_QUERY or MEMORY_QUERY per pod (messages, bytes), as pod_cpu is read."""
+        return _per_pod(self.query(render_query(template, target, container, window), at))
 
     def query(self, promql: str, at: datetime) -> list[dict[str, Any]]:
         """Run an instant query and return its vector result, or raise MetricsError."""

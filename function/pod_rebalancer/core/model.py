@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pod_rebalancer.core.names import check_target
+from pod_rebalancer.core.score import Weights
 from pod_rebalancer.core.stats import Statistic, Summary
 
 
@@ -37,6 +38,8 @@ class Reason(StrEnum):
     PARTIAL = "partial"
     RUN_BUDGET_EXHAUSTED = "run_budget_exhausted"
     NOT_EFFECTIVE = "not_effective"
+    NO_HPA_TARGET = "no_hpa_target"
+    NO_HOT_PODS = "no_hot_pods"
 
 
 class PodSkip(StrEnum):
@@ -47,6 +50,8 @@ class PodSkip(StrEnum):
     TOO_YOUNG = "too_young"
     EXCLUDED = "excluded"
     NO_METRICS = "no_metrics"
+    MISSING_SIGNAL = "missing_signal"  # IMBALANCE_SIGNAL=score: no lag or memory series
+    NO_CPU_REQUEST = "no_cpu_request"  # IMBALANCE_POLICY=hpa_target: no request to compare with
     NON_FINITE = "non_finite_metric"
     STALE_SERIES = "stale_series"  # a series for a pod that no longer exists
 
@@ -83,6 +88,30 @@ class Policy:
     max_delete: int
     min_improvement_percent: float
     min_pod_age: timedelta
+    # IMBALANCE_SIGNAL: "cpu" measures CPU alone; "score" the weighted signals (core/score.py),
+    # with `weights` already reduced to the configured signals and summing to 1.
+    signal: Literal["cpu", "score"] = "cpu"
+    weights: Weights = (("cpu", 1.0),)
+    # IMBALANCE_POLICY: "variance" compares the statistic with `threshold`; "hpa_target" looks
+    # for pods above the HPA's CPU target times `tolerance` of their request.
+    kind: Literal["variance", "hpa_target"] = "variance"
+    tolerance: float = 1.5
+
+    @property
+    def measured_as(self) -> str:
+        """What a rebalance's before/after values measure, as the Lease remembers it: a
+        measurement in other terms is never compared with it."""
+        if self.signal == "score" and self.kind == "variance":
+            return f"score:{self.statistic.value}"
+        return self.statistic.value
+
+
+@dataclass(frozen=True, slots=True)
+class HpaTarget:
+    """The Deployment's HorizontalPodAutoscaler, as far as the hpa_target policy needs it."""
+
+    name: str
+    cpu_utilization: int | None  # the CPU Utilization target in percent of requests, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +140,8 @@ class Deployment:
     selector_problem: str = ""
     # Opted in to sweeps: it carries `pod-rebalancer.io/enabled: "true"` (the exclusion still wins).
     enabled: bool = False
+    # The HPA named by its `pod-rebalancer.io/hpa` annotation; empty: the one named like it.
+    hpa: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +158,8 @@ class PodInfo:
     terminating: bool = False
     # Since when its Ready condition has held (lastTransitionTime), when it is Ready.
     ready_since: datetime | None = None
+    # The sum of its containers' CPU requests in cores; None when a container requests none.
+    cpu_request: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +241,9 @@ class Selected:
     pod: str
     cpu: float
     role: Role
+    # IMBALANCE_SIGNAL=score: each configured signal's raw value, and the pod's score.
+    signals: Mapping[str, float] | None = None
+    score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,11 +260,16 @@ class Plan:
 
     reason: Reason
     statistic: Statistic
-    threshold: float
+    # CPU_VARIANCE_THRESHOLD; under hpa_target the hot line in percent of the CPU request (None
+    # when there is no HPA CPU target to draw it from).
+    threshold: float | None
     summary: Summary | None = None
     expected_after: Expected | None = None
     selected: tuple[Selected, ...] = ()
     ignored: dict[str, int] = field(default_factory=dict)
+    # What `summary` and `expected_after` measure, as Policy.measured_as says.
+    measured_as: str = ""
+    hpa: HpaJudgement | None = None
 
     @property
     def acts(self) -> bool:
@@ -237,3 +278,15 @@ class Plan:
     @property
     def value(self) -> float | None:
         return None if self.summary is None else self.summary.of(self.statistic)
+
+
+@dataclass(frozen=True, slots=True)
+class HpaJudgement:
+    """How the hpa_target policy judged the pods: the HPA, the line above which a pod is hot (in
+    percent of its CPU request), how many were, and the highest utilisation seen."""
+
+    name: str
+    target_percent: int
+    hot_line_percent: float
+    hot_pods: int
+    peak_percent: float

@@ -10,11 +10,15 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 import numpy as np
 
+from pod_rebalancer.core import score
 from pod_rebalancer.core.model import (
     Expected,
+    HpaJudgement,
+    HpaTarget,
     Plan,
     PodInfo,
     PodSkip,
@@ -34,25 +38,46 @@ def plan(
     pods: Sequence[PodInfo],
     policy: Policy,
     now: datetime,
+    *,
+    signals: Mapping[str, Mapping[str, float]] | None = None,
+    hpa: HpaTarget | None = None,
 ) -> Plan:
+    """The decision. `samples` is CPU per pod; `signals` adds the other configured signals
+    (IMBALANCE_SIGNAL=score) by name; `hpa` is the Deployment's HPA (IMBALANCE_POLICY=hpa_target),
+    None when it has none."""
     ignored: Counter[str] = Counter()
-    names, values, ready = _candidates(samples, pods, policy, now, ignored)
+    by_hpa = policy.kind == "hpa_target"
+    threshold: float | None = policy.threshold
+    if by_hpa:
+        utilization = hpa.cpu_utilization if hpa is not None else None
+        threshold = None if utilization is None else utilization * policy.tolerance
 
     def decide(
         reason: Reason,
         summary: Summary | None = None,
         expected_after: Expected | None = None,
         selected: tuple[Selected, ...] = (),
+        judged: HpaJudgement | None = None,
     ) -> Plan:
         return Plan(
             reason=reason,
             statistic=policy.statistic,
-            threshold=policy.threshold,
+            threshold=threshold,
             summary=summary,
             expected_after=expected_after,
             selected=selected,
             ignored=dict(ignored),
+            measured_as=policy.measured_as,
+            hpa=judged,
         )
+
+    if by_hpa and (hpa is None or hpa.cpu_utilization is None):
+        return decide(Reason.NO_HPA_TARGET)
+    hpa = hpa if by_hpa else None
+    names, values, ready = _candidates(samples, pods, policy, now, ignored)
+    raw: list[dict[str, float]] | None = None
+    if policy.signal == "score" and not by_hpa:
+        names, values, raw = _scored(names, values, signals or {}, policy, ignored)
 
     if not names:
         # Nothing to measure: say "no_metrics" only when missing series are the whole story.
@@ -64,6 +89,20 @@ def plan(
     array = np.fromiter(values, dtype=np.float64, count=len(values))
     summary = summarize(array)
     value = summary.of(policy.statistic)
+    if hpa is not None and threshold is not None:
+        requests = {pod.name: pod.cpu_request for pod in pods}
+        request = np.fromiter((requests[n] or 0.0 for n in names), np.float64, len(names))
+        return _hot_plan(
+            names,
+            array,
+            request,
+            hot_line_percent=threshold,
+            ready=ready,
+            policy=policy,
+            hpa=hpa,
+            decide=decide,
+            summary=summary,
+        )
     if not value > policy.threshold:
         return decide(Reason.BELOW_THRESHOLD, summary=summary)
 
@@ -77,10 +116,112 @@ def plan(
     after = summarize(remaining).of(policy.statistic)
     improvement = (value - after) / value * 100.0
     expected = Expected(value=after, improvement_percent=improvement)
-    selected = tuple(Selected(pod=names[i], cpu=float(array[i]), role=role) for i, role in chosen)
+    if raw is None:
+        selected = tuple(Selected(pod=names[i], cpu=float(array[i]), role=r) for i, r in chosen)
+    else:
+        selected = tuple(
+            Selected(names[i], raw[i]["cpu"], r, signals=raw[i], score=float(array[i]))
+            for i, r in chosen
+        )
     if improvement < policy.min_improvement_percent:
         return decide(Reason.INSUFFICIENT_IMPROVEMENT, summary, expected, selected)
     return decide(Reason.IMBALANCE_CONFIRMED, summary, expected, selected)
+
+
+class _Decide(Protocol):
+    def __call__(
+        self,
+        reason: Reason,
+        summary: Summary | None = None,
+        expected_after: Expected | None = None,
+        selected: tuple[Selected, ...] = (),
+        judged: HpaJudgement | None = None,
+    ) -> Plan: ...
+
+
+def _hot_plan(
+    names: Sequence[str],
+    cpu: FloatArray,
+    request: FloatArray,
+    *,
+    hot_line_percent: float,
+    ready: int,
+    policy: Policy,
+    hpa: HpaTarget,
+    decide: _Decide,
+    summary: Summary,
+) -> Plan:
+    """IMBALANCE_POLICY=hpa_target: the pods above the HPA's target times the tolerance of their
+    request, each paired with one of the idlest, and what spreading their load should gain."""
+    utilisation = cpu / request * 100.0  # every candidate has a positive request
+    hot = np.flatnonzero(utilisation > hot_line_percent)
+    judged = HpaJudgement(
+        name=hpa.name,
+        target_percent=hpa.cpu_utilization or 0,
+        hot_line_percent=hot_line_percent,
+        hot_pods=int(hot.size),
+        peak_percent=float(utilisation.max()),
+    )
+    if hot.size == 0:
+        return decide(Reason.NO_HOT_PODS, summary=summary, judged=judged)
+    budget = min(policy.max_delete, ready - policy.min_pods, len(names) - 1)
+    if budget <= 0:
+        return decide(Reason.TOO_FEW_PODS, summary=summary, judged=judged)
+    n_hot = min((budget + 1) // 2, int(hot.size))
+    n_idle = min(budget - n_hot, n_hot, len(names) - int(hot.size))  # never a hot one
+    hottest = _extremes(names, utilisation, n_hot, largest=True, exclude=())
+    idlest = _extremes(names, utilisation, n_idle, largest=False, exclude=hot.tolist())
+    chosen: list[tuple[int, Role]] = []
+    for rank, index in enumerate(hottest):
+        chosen.append((index, "busiest"))
+        if rank < len(idlest):
+            chosen.append((idlest[rank], "idlest"))
+    improvement = hot_improvement(cpu[hottest], cpu[[i for i, _ in chosen]])
+    remaining = np.delete(cpu, [index for index, _ in chosen])
+    expected = Expected(
+        value=summarize(remaining).of(policy.statistic), improvement_percent=improvement
+    )
+    selected = tuple(Selected(pod=names[i], cpu=float(cpu[i]), role=r) for i, r in chosen)
+    if improvement < policy.min_improvement_percent:
+        return decide(Reason.INSUFFICIENT_IMPROVEMENT, summary, expected, selected, judged)
+    return decide(Reason.IMBALANCE_CONFIRMED, summary, expected, selected, judged)
+
+
+def hot_improvement(hot: FloatArray, together: FloatArray) -> float:
+    """(mean(hot) - mean(hot + idlest)) / mean(hot) * 100: how far the hot pods' CPU falls once
+    the group spreads their partitions over the pods that replace the selected ones."""
+    before = float(np.sort(hot).mean())
+    if not before > 0:
+        return 0.0
+    return (before - float(np.sort(together).mean())) / before * 100.0
+
+
+def _scored(
+    names: list[str],
+    cpu: list[float],
+    signals: Mapping[str, Mapping[str, float]],
+    policy: Policy,
+    ignored: Counter[str],
+) -> tuple[list[str], list[float], list[dict[str, float]]]:
+    """The candidates with every configured signal, their scores and raw values. A pod without
+    one is left out and counted (missing_signal), never scored as zero."""
+    columns = {"cpu": dict(zip(names, cpu, strict=True)), **signals}
+    kept: list[str] = []
+    raw: list[dict[str, float]] = []
+    for name in names:
+        values = {
+            signal: columns.get(signal, {}).get(name, math.nan) for signal, _ in policy.weights
+        }
+        if all(math.isfinite(v) for v in values.values()):
+            kept.append(name)
+            raw.append(values)
+        else:
+            ignored[PodSkip.MISSING_SIGNAL] += 1
+    arrays = {
+        signal: np.fromiter((r[signal] for r in raw), np.float64, len(raw))
+        for signal, _ in policy.weights
+    }
+    return kept, score.scores(arrays, policy.weights).tolist(), raw
 
 
 def _candidates(
@@ -104,7 +245,9 @@ def _candidates(
             ignored[why] += 1
             continue
         measured = samples.get(pod.name)
-        if measured is None:
+        if policy.kind == "hpa_target" and not (pod.cpu_request or 0.0) > 0:
+            ignored[PodSkip.NO_CPU_REQUEST] += 1  # no request: "hot" has no meaning for it
+        elif measured is None:
             ignored[PodSkip.NO_METRICS] += 1  # skipped, never counted as zero
         elif not math.isfinite(measured):
             ignored[PodSkip.NON_FINITE] += 1

@@ -27,6 +27,12 @@ locals {
       resources  = ["leases"]
       verbs      = ["get", "create", "update"]
     },
+    # IMBALANCE_POLICY=hpa_target: the Deployment's HPA, read by name (get only, never list).
+    {
+      api_groups = ["autoscaling"]
+      resources  = ["horizontalpodautoscalers"]
+      verbs      = ["get"]
+    },
     # An Event on the Deployment for every decision that acts or is blocked.
     {
       api_groups = [""]
