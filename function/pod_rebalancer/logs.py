@@ -64,6 +64,23 @@ def _line(entry: dict[str, Any]) -> str:
     return json.dumps(entry, default=str, separators=(",", ":"))
 
 
+class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each line to `sys.stdout` as it is when the line is written, not when the handler
+    was made: whoever replaces stdout later (a runtime's log capture, a test's) still gets the
+    lines."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stdout
+
+
 def get_logger() -> logging.Logger:
     """The project's logger, writing JSON lines from the first call (INFO until configured)."""
     logger = logging.getLogger(LOGGER_NAME)
@@ -81,7 +98,7 @@ def configure(level: str = "info") -> logging.Logger:
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(level.upper())
     if not _has_json_handler(logger):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = StdoutHandler()
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
     logger.propagate = False
