@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pod_rebalancer import telemetry
+from pod_rebalancer.core.model import LastRebalance
 from pod_rebalancer.ports import EventNote
 from pod_rebalancer.report import Action, Outcome, last_rebalance_json, selected_json
 from pod_rebalancer.triggers import RunRequest
@@ -118,10 +119,9 @@ def audit_record(
     return record, attributes
 
 
-def effect_event(outcome: Outcome) -> EventNote | None:
-    """The Event for a measurement just made of the previous rebalance, if this run made one."""
-    last = outcome.last_rebalance
-    if last is None or last.effect.effective is None or last.effect.measured_at is None:
+def effect_event(last: LastRebalance) -> EventNote | None:
+    """The Event for a measurement just made of the previous rebalance; None if not judged."""
+    if last.effect.effective is None or last.effect.measured_at is None:
         return None
     effect = last.effect
     message = (
@@ -134,7 +134,7 @@ def effect_event(outcome: Outcome) -> EventNote | None:
     return EventNote("RebalanceIneffective", message, warning=True)
 
 
-def backoff_event(outcome: Outcome, advice: str, backoff: str) -> EventNote:
+def backoff_event(advice: str, backoff: str) -> EventNote:
     """The Warning of a target left alone because rebalancing it did not help."""
     return EventNote(
         "RebalanceNotEffective",

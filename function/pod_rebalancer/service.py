@@ -444,7 +444,7 @@ class Rebalancer:
         if not locking.record_effect(self._cluster, target, judged, instance):
             self._log.info("%s: the Lease changed meanwhile; measurement not recorded", target)
             return False
-        note = effect_event(Outcome(target, False, Action.SKIPPED, "", last_rebalance=last))
+        note = effect_event(last)
         if note is not None:
             self._event(deployment, note, instance)
         return True
@@ -460,7 +460,7 @@ class Rebalancer:
         outcome = replace(outcome, last_rebalance=last)
         if not dry_run:
             hours = self._settings.ineffective_backoff.total_seconds() / 3600
-            self._event(deployment, backoff_event(outcome, advice, f"{hours:g}h"), instance)
+            self._event(deployment, backoff_event(advice, f"{hours:g}h"), instance)
         return outcome
 
     def _event(self, deployment: Deployment, note: EventNote, instance: str) -> None:
