@@ -30,6 +30,18 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def cpu_limit(deployment: Obj) -> float | None:
+    """The cores one pod may use: the sum of its containers' CPU limits, None if one has none."""
+    total = 0.0
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        limit = ((container.get("resources") or {}).get("limits") or {}).get("cpu")
+        if limit is None:
+            return None
+        text = str(limit)
+        total += float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    return total
+
+
 class Cluster:
     """Times come from `clock`; the server calls `tick()` from a background thread, a test may
     advance a clock of its own and call it."""
@@ -58,13 +70,18 @@ class Cluster:
             obj = objects.deployment(spec, labels, store.uid(), created)
             store.touch(obj)
             kafka = spec.get("kafka")
+            group = None
+            if kafka:
+                group = ConsumerGroup(KafkaSpec.from_scenario(kafka), cpu_limit=cpu_limit(obj))
+                # Lag is integrated from the start of the backfilled history, all caught up then.
+                group.start(now - self.backfill_minutes * 60)
             dep = DeploymentState(
                 obj=obj,
                 startup=float(spec.get("startupSeconds", 2.0)),
                 pending=float(spec.get("pendingSeconds", 0.0)),
                 shutdown=(float(spec["shutdownSeconds"]) if "shutdownSeconds" in spec else None),
                 container=str(spec.get("container", spec["name"])),
-                group=ConsumerGroup(KafkaSpec.from_scenario(kafka)) if kafka else None,
+                group=group,
             )
             store.deployments[dep.key] = dep
             rs = controllers.replica_set_for(store, dep, created)
@@ -223,3 +240,6 @@ class Cluster:
 
     def load_samples(self) -> list[dict[str, Any]]:
         return self._locked(control.load_samples)
+
+    def kafka_samples(self) -> list[dict[str, Any]]:
+        return self._locked(control.kafka_samples)

@@ -203,7 +203,8 @@ def take_lease(
 
 
 def cpu(store: Store, namespace: str, deployment: str) -> dict[str, Any]:
-    """The load model's view of a Deployment: per-pod CPU, partitions, assignment, variance."""
+    """The load model's view of a Deployment: per-pod CPU and lag, partitions, assignment,
+    variance."""
     dep = deployments.find(store, namespace, deployment)
     group = dep.group
     owned = sorted(
@@ -221,16 +222,18 @@ def cpu(store: Store, namespace: str, deployment: str) -> dict[str, Any]:
     }
     if group is None:
         return out
+    group.advance(store.clock())
     ready_cpu = []
     for pod in owned:
-        member = pod.name in group.assignment
-        cpu = group.mean_cpu(pod.name) if member else group.spec.base_cpu
+        cpu = group.mean_cpu(pod.name)
         out["pods"][pod.name] = {
             "cpu": cpu,
             "ready": pod.ready and not pod.terminating,
             "terminating": pod.terminating,
             "partitions": list(group.assignment.get(pod.name, [])),
             "messagesPerSecond": group.messages(pod.name),
+            "processedPerSecond": group.rate(pod.name) if pod.name in group.assignment else 0.0,
+            "lag": group.pod_lag(pod.name),
         }
         if pod.ready and not pod.terminating:
             ready_cpu.append(cpu)
@@ -238,20 +241,26 @@ def cpu(store: Store, namespace: str, deployment: str) -> dict[str, Any]:
     out["members"] = list(group.members)
     out["generation"] = group.generation
     out["partitionRates"] = list(group.rates)
+    out["partitionLag"] = list(group.lag)
+    out["cpuLimit"] = group.cpu_limit
     out["variance"] = population_variance(ready_cpu)
     return out
 
 
 def load_samples(store: Store) -> list[dict[str, Any]]:
     """Each pod's load under the current assignment, for metrics.draw_cpu to sample."""
+    now = store.clock()
     samples = []
     for dep in store.deployments.values():
         if dep.group is None:
             continue
+        group = dep.group
+        group.advance(now)
         for pod in store.pods.values():
             if pod.deployment != dep.key:
                 continue
-            spec = dep.group.spec
+            spec = group.spec
+            member = pod.name in group.assignment
             samples.append(
                 {
                     "namespace": dep.key[0],
@@ -260,8 +269,53 @@ def load_samples(store: Store) -> list[dict[str, Any]]:
                     "container": dep.container,
                     "created": pod.created,
                     "base": spec.base_cpu,
-                    "busy": spec.cpu_per_message * dep.group.messages(pod.name),
+                    "busy": spec.cpu_per_message * group.rate(pod.name) if member else 0.0,
                     "noise": spec.noise,
+                    "limit": group.cpu_limit,
                 }
             )
     return samples
+
+
+def kafka_samples(store: Store) -> list[dict[str, Any]]:
+    """Each consumer group's partitions now: lag, rate and owner (a pod, or None), for the
+    metrics writer's lag and assignment series."""
+    now = store.clock()
+    out = []
+    for dep in store.deployments.values():
+        group = dep.group
+        if group is None:
+            continue
+        group.advance(now)
+        owners = {p: pod for pod, owned in group.assignment.items() for p in owned}
+        ips = {
+            pod.name: str(pod.obj.get("status", {}).get("podIP", ""))
+            for pod in store.pods.values()
+            if pod.deployment == dep.key
+        }
+        uids = {
+            pod.name: str(pod.obj["metadata"]["uid"])
+            for pod in store.pods.values()
+            if pod.deployment == dep.key
+        }
+        out.append(
+            {
+                "namespace": dep.key[0],
+                "group": dep.key[1],
+                "topic": group.spec.topic,
+                "since": group.since if group.since is not None else now,
+                "pods": [{"name": name, "ip": ip} for name, ip in sorted(ips.items())],
+                "partitions": [
+                    {
+                        "partition": index,
+                        "lag": group.lag[index],
+                        "rate": group.rates[index],
+                        "owner": owners.get(index),
+                        "ip": ips.get(owners.get(index) or "", ""),
+                        "uid": uids.get(owners.get(index) or "", ""),
+                    }
+                    for index in range(len(group.rates))
+                ],
+            }
+        )
+    return out

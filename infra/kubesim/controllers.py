@@ -155,7 +155,7 @@ def refresh(store: Store, now: float) -> None:
         status = deployment_status(store, dep, by_rs, now, sets.get(dep.key, []))
         store.set_status(dep.obj, status)
         if dep.group is not None:
-            dep.group.update(members.get(dep.key, []))
+            dep.group.update(members.get(dep.key, []), now)
     for budget in store.pdbs.values():
         store.set_status(budget.obj, disruption.budget_status(store, budget, now))
 

@@ -1,11 +1,22 @@
 """The load model: a Kafka topic whose skewed partitions are shared by a consumer group.
 
 Pure and deterministic given its inputs; the cluster feeds it the group's members (the
-Deployment's Ready, non-terminating pods) and asks for each pod's CPU.
+Deployment's Ready, non-terminating pods) and the time, and asks for each pod's CPU and each
+partition's lag.
+
+Lag: a member can process `(cpu_limit - base_cpu) / cpu_per_message` messages a second (its
+capacity; no limit, no cap). A member whose partitions bring more than that runs at its limit and
+every one of its partitions falls behind in proportion to its rate; a member with spare capacity
+drains the backlog of the partitions it owns (a partition keeps its lag when it moves) at the
+rate its spare capacity allows, running at its limit until the backlog is gone. Partitions nobody
+owns only fall behind. `ConsumerGroup.advance(now)` integrates this exactly between membership
+changes, which always advance first.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +40,9 @@ class KafkaSpec:
     # assignors only): it starts the way a long-lived sticky group can drift, with the hottest
     # partitions piled on a few members, which is the imbalance evicting outliers undoes.
     initial: str = "fresh"
+    # Explicit per-partition rates (messages/s) instead of the Zipf draw; their count is the
+    # number of partitions.
+    rates: tuple[float, ...] = ()
 
     @classmethod
     def from_scenario(cls, spec: Mapping[str, Any]) -> KafkaSpec:
@@ -43,7 +57,12 @@ class KafkaSpec:
             messages_per_second=float(spec.get("messagesPerSecond", cls.messages_per_second)),
             seed=int(spec.get("seed", cls.seed)),
             initial=str(spec.get("initialAssignment", cls.initial)).lower(),
+            rates=tuple(float(r) for r in spec.get("partitionRates") or ()),
         )
+        if out.rates:
+            if any(not (math.isfinite(r) and r >= 0) for r in out.rates):
+                raise ValueError("kafka.partitionRates must be finite numbers >= 0")
+            out = dataclasses.replace(out, partitions=len(out.rates))
         if out.initial not in ("fresh", "clustered"):
             raise ValueError("kafka.initialAssignment must be 'fresh' or 'clustered'")
         if out.assignor not in ASSIGNORS:
@@ -54,7 +73,10 @@ class KafkaSpec:
 
 
 def partition_rates(spec: KafkaSpec) -> list[float]:
-    """Zipf-like rates (rank r gets 1/r^skew), ranks shuffled by `seed`, summing to the total."""
+    """Zipf-like rates (rank r gets 1/r^skew), ranks shuffled by `seed`, summing to the total;
+    or the spec's explicit rates."""
+    if spec.rates:
+        return list(spec.rates)
     ranks = list(range(1, spec.partitions + 1))
     random.Random(spec.seed).shuffle(ranks)
     weights = [1.0 / rank**spec.skew for rank in ranks]
@@ -131,19 +153,35 @@ def clustered(members: Sequence[str], rates: Sequence[float], seed: int) -> dict
 
 @dataclass
 class ConsumerGroup:
-    """Membership and assignment; a membership change reassigns everything (eager rebalance)."""
+    """Membership, assignment and lag; a membership change reassigns everything (eager
+    rebalance). `cpu_limit` is the cores each member may use (its container's CPU limit)."""
 
     spec: KafkaSpec
     rates: list[float] = field(default_factory=list)
     members: tuple[str, ...] = ()
     assignment: dict[str, list[int]] = field(default_factory=dict)
     generation: int = 0
+    cpu_limit: float | None = None
+    lag: list[float] = field(default_factory=list)  # messages behind, per partition
+    processed: dict[str, float] = field(default_factory=dict)  # msg/s over the last step
+    at: float | None = None  # the time the lag is integrated to
+    since: float | None = None  # when the integration began, every partition caught up
 
     def __post_init__(self) -> None:
         if not self.rates:
             self.rates = partition_rates(self.spec)
+        if not self.lag:
+            self.lag = [0.0] * len(self.rates)
 
-    def update(self, members: Sequence[str]) -> bool:
+    def start(self, at: float) -> None:
+        """Begin integrating at `at`, every partition caught up."""
+        self.at = self.since = at
+        self.lag = [0.0] * len(self.rates)
+        self.processed = {}
+
+    def update(self, members: Sequence[str], now: float | None = None) -> bool:
+        if now is not None and self.generation > 0:
+            self.advance(now)  # the first assignment holds from the start (the steady history)
         ordered = tuple(sorted(members))
         if ordered == self.members and self.generation > 0:
             return False
@@ -154,15 +192,78 @@ class ConsumerGroup:
             self.assignment = assign(
                 ordered, self.spec.partitions, self.spec.assignor, self.assignment
             )
+        self.processed = {}
         self.generation += 1
         return True
 
     def messages(self, pod: str) -> float:
+        """The messages a second arriving on the pod's partitions."""
         return sum(self.rates[p] for p in self.assignment.get(pod, ()))
+
+    def capacity(self) -> float:
+        """Messages a second one member can process within its CPU limit."""
+        if self.cpu_limit is None:
+            return math.inf
+        return max(0.0, (self.cpu_limit - self.spec.base_cpu) / self.spec.cpu_per_message)
+
+    def rate(self, pod: str) -> float:
+        """Messages a second the pod processes: over the last step, or (before one, or right
+        after a reassignment) what it can keep up with."""
+        if pod in self.processed:
+            return self.processed[pod]
+        capacity = self.capacity()
+        if math.isfinite(capacity) and any(self.lag[p] > 0 for p in self.assignment.get(pod, ())):
+            return capacity  # catching up, at its limit
+        return min(self.messages(pod), capacity)
 
     def mean_cpu(self, pod: str) -> float:
         """The noiseless CPU (cores) of a member; non-members (not Ready) idle at baseCpu."""
-        return self.spec.base_cpu + self.spec.cpu_per_message * self.messages(pod)
+        if pod not in self.assignment:
+            return self.spec.base_cpu
+        return self.spec.base_cpu + self.spec.cpu_per_message * self.rate(pod)
+
+    def pod_lag(self, pod: str) -> float:
+        return sum(self.lag[p] for p in self.assignment.get(pod, ()))
+
+    def advance(self, now: float) -> None:
+        """Integrate the lag from `at` to `now` under the current assignment."""
+        if self.at is None:
+            self.start(now)
+            return
+        dt = now - self.at
+        if dt <= 0:
+            return
+        capacity = self.capacity()
+        owned_any = set()
+        for member, owned in self.assignment.items():
+            owned_any.update(owned)
+            self.processed[member] = _step(self.rates, self.lag, owned, capacity, dt)
+        for partition in range(len(self.rates)):
+            if partition not in owned_any:
+                self.lag[partition] += self.rates[partition] * dt
+        self.at = now
+
+
+def _step(
+    rates: Sequence[float], lag: list[float], owned: Sequence[int], capacity: float, dt: float
+) -> float:
+    """One member over `dt` seconds: updates `lag` of its partitions in place and returns the
+    messages a second it processed (see the module's docstring)."""
+    inflow = sum(rates[p] for p in owned)
+    backlog = sum(lag[p] for p in owned)
+    if inflow >= capacity:  # capped: everything it owns falls behind in proportion to its rate
+        share = capacity / inflow if inflow > 0 else 0.0
+        for p in owned:
+            lag[p] += rates[p] * (1.0 - share) * dt
+        return capacity
+    if backlog <= 0:
+        return inflow
+    spare = capacity - inflow
+    drained = min(backlog, spare * dt)
+    keep = 1.0 - drained / backlog
+    for p in owned:
+        lag[p] = lag[p] * keep if keep > 1e-12 else 0.0
+    return inflow + drained / dt
 
 
 def population_variance(values: Sequence[float]) -> float:
