@@ -261,6 +261,9 @@ def load_samples(store: Store) -> list[dict[str, Any]]:
                 continue
             spec = group.spec
             member = pod.name in group.assignment
+            rate = group.rate(pod.name) if member else 0.0
+            # A pod at its limit is throttled to its quota: it reads the limit, without noise.
+            throttled = rate >= group.capacity()
             samples.append(
                 {
                     "namespace": dep.key[0],
@@ -269,8 +272,8 @@ def load_samples(store: Store) -> list[dict[str, Any]]:
                     "container": dep.container,
                     "created": pod.created,
                     "base": spec.base_cpu,
-                    "busy": spec.cpu_per_message * group.rate(pod.name) if member else 0.0,
-                    "noise": spec.noise,
+                    "busy": spec.cpu_per_message * rate,
+                    "noise": 0.0 if throttled else spec.noise,
                     "limit": group.cpu_limit,
                 }
             )

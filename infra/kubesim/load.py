@@ -15,7 +15,6 @@ changes, which always advance first.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -44,6 +43,10 @@ class KafkaSpec:
     # number of partitions.
     rates: tuple[float, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.rates:
+            object.__setattr__(self, "partitions", len(self.rates))
+
     @classmethod
     def from_scenario(cls, spec: Mapping[str, Any]) -> KafkaSpec:
         out = cls(
@@ -59,10 +62,8 @@ class KafkaSpec:
             initial=str(spec.get("initialAssignment", cls.initial)).lower(),
             rates=tuple(float(r) for r in spec.get("partitionRates") or ()),
         )
-        if out.rates:
-            if any(not (math.isfinite(r) and r >= 0) for r in out.rates):
-                raise ValueError("kafka.partitionRates must be finite numbers >= 0")
-            out = dataclasses.replace(out, partitions=len(out.rates))
+        if any(not (math.isfinite(r) and r >= 0) for r in out.rates):
+            raise ValueError("kafka.partitionRates must be finite numbers >= 0")
         if out.initial not in ("fresh", "clustered"):
             raise ValueError("kafka.initialAssignment must be 'fresh' or 'clustered'")
         if out.assignor not in ASSIGNORS:
