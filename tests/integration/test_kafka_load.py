@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -190,7 +191,7 @@ def test_cpu_alone_sees_nothing_and_the_score_picks_the_lagging_pod(
     assert (by_score.selected[0].pod, by_score.selected[0].role) == (lagging, "busiest")
 
 
-def settings(target: Target, **extra: str) -> Settings:
+def settings(target: Target, **extra: Any) -> Settings:
     """The defaults, with `extra` changed."""
     return Settings(
         prometheus_endpoint="http://127.0.0.1:9",
