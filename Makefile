@@ -12,7 +12,7 @@ DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager prometheu
 RELIABILITY := build/reliability
 export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
 
-.PHONY: setup system-packages demo demo-alert test lint terraform-fmt checkov pytest unit \
+.PHONY: setup system-packages demo demo-alert demo-kafka test lint terraform-fmt checkov pytest unit \
 	integration reliability bench package package-lambda clean
 
 setup: $(STAMP) $(CHECKOV_STAMP) system-packages
@@ -35,6 +35,9 @@ demo: setup
 
 demo-alert: setup
 	$(BIN)/python -m infra.stack.demo_alert
+
+demo-kafka: setup
+	$(BIN)/python -m infra.stack.demo_kafka
 
 test: setup lint pytest
 
