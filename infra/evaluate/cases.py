@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from infra.evaluate.policies import MEAN_CPU_PER_POD
+from infra.evaluate.policies import HPA_TARGET_PERCENT, MEAN_CPU_PER_POD
 from infra.kubesim.load import ASSIGNORS, KafkaSpec
 
 Family = Literal["zipf", "dominant", "sparse"]
@@ -29,10 +29,9 @@ STICKY = ("sticky", "cooperative-sticky")
 
 PARTITIONS = 48
 DOMINANT_SHARE = 0.5  # of the topic's messages, on its one dominant partition
-# The CPU limit of the capped cases, as a multiple of MEAN_CPU_PER_POD: the hottest members of a
-# skewed group hit it and fall behind (lag), the others have room to drain a backlog.
+# The CPU limit of the capped cases, as a multiple of the pods' mean CPU: the hottest members of
+# a skewed group hit it and fall behind (lag), the others have room to drain a backlog.
 CPU_LIMIT_FACTOR = 2.0
-CPU_LIMIT = CPU_LIMIT_FACTOR * MEAN_CPU_PER_POD
 _SPEC = KafkaSpec()  # the load model's defaults: cpu per message, base CPU, noise
 
 
@@ -48,6 +47,12 @@ class Case:
     seed: int
     partitions: int = PARTITIONS
     start: Start = "fresh"  # clustered: sticky assignors only
+    mean_cpu: float = MEAN_CPU_PER_POD  # cores a pod uses on average
+
+    @property
+    def cpu_request(self) -> float:
+        """Each pod's CPU request: the group as a whole at the HPA's target (hpa_target)."""
+        return self.mean_cpu * 100 / HPA_TARGET_PERCENT
 
     @property
     def futile(self) -> bool:
@@ -63,12 +68,13 @@ class Case:
         limit = "none" if self.cpu_limit is None else f"{self.cpu_limit:g}"
         return (
             f"{self.family} {self.assignor} start={self.start} skew={self.skew:g} "
-            f"pods={self.pods} partitions={self.partitions} limit={limit} seed={self.seed}"
+            f"pods={self.pods} partitions={self.partitions} mean={self.mean_cpu:g} "
+            f"limit={limit} seed={self.seed}"
         )
 
     def spec(self) -> KafkaSpec:
-        """The load model's spec: MEAN_CPU_PER_POD a pod on average, whatever the pod count."""
-        total = self.pods * (MEAN_CPU_PER_POD - _SPEC.base_cpu) / _SPEC.cpu_per_message
+        """The load model's spec: `mean_cpu` a pod on average, whatever the pod count."""
+        total = self.pods * (self.mean_cpu - _SPEC.base_cpu) / _SPEC.cpu_per_message
         spec = dataclasses.replace(
             _SPEC,
             partitions=self.partitions,
@@ -89,35 +95,54 @@ class Case:
 @dataclass(frozen=True)
 class Grid:
     """Seeds x assignors (x starts, for the sticky ones) x skews x pod counts x CPU limits of
-    Zipf topics, and the futile families (one dominant partition; fewer partitions than pods)
-    for each assignor, seed and limit; each case simulated for `hours`."""
+    Zipf topics with pods at MEAN_CPU_PER_POD; the futile families (one dominant partition;
+    fewer partitions than pods) for each assignor, seed and limit; and drifted sticky groups
+    whose pods use other mean CPUs (`scales`, at `scale_skews`), where an absolute statistic
+    draws another line.
+    Each case is simulated for `hours`."""
 
     name: str
     seeds: int
     assignors: Sequence[str]
     skews: Sequence[float]
     pods: Sequence[int]
-    limits: Sequence[float | None]
-    futile_pods: int  # the pod count of the dominant and sparse cases
+    limits: Sequence[float | None]  # CPU limits in multiples of the mean CPU; None: no limit
+    futile_pods: int  # the pod count of the dominant, sparse and scaled cases
+    scales: Sequence[float]  # other mean CPUs (cores a pod)
+    scale_skews: Sequence[float]  # the skews of those
     hours: float
 
     def cases(self, seed: int) -> Iterator[Case]:
         seeds = [seed + i for i in range(self.seeds)]
+        n = self.futile_pods
         for s in seeds:
             for assignor in self.assignors:
-                starts: tuple[Start, ...] = (
-                    ("clustered", "fresh") if assignor in STICKY else ("fresh",)
-                )
-                for limit in self.limits:
+                sticky = assignor in STICKY
+                starts: tuple[Start, ...] = ("clustered", "fresh") if sticky else ("fresh",)
+                for factor in self.limits:
+                    limit = None if factor is None else factor * MEAN_CPU_PER_POD
                     for start in starts:
                         for skew in self.skews:
                             for pods in self.pods:
                                 yield Case("zipf", assignor, skew, pods, limit, s, start=start)
-                    n, first = self.futile_pods, starts[0]
+                    first = starts[0]
                     yield Case("dominant", assignor, 1.0, n, limit, s, start=first)
                     yield Case(
                         "sparse", assignor, 1.0, n, limit, s, partitions=n * 2 // 3, start=first
                     )
+                    for mean in self.scales if sticky else ():
+                        scaled = None if factor is None else factor * mean
+                        for skew in self.scale_skews:
+                            yield Case(
+                                "zipf",
+                                assignor,
+                                skew,
+                                n,
+                                scaled,
+                                s,
+                                start="clustered",
+                                mean_cpu=mean,
+                            )
 
 
 FULL = Grid(
@@ -126,8 +151,10 @@ FULL = Grid(
     assignors=ASSIGNORS,
     skews=(0.6, 1.0, 1.4),
     pods=(6, 12, 24),
-    limits=(None, CPU_LIMIT),
+    limits=(None, CPU_LIMIT_FACTOR),
     futile_pods=12,
+    scales=(0.5, 2.0),
+    scale_skews=(0.6, 1.0),
     hours=12.0,
 )
 QUICK = Grid(
@@ -136,8 +163,10 @@ QUICK = Grid(
     assignors=("range", "cooperative-sticky"),
     skews=(1.0,),
     pods=(12,),
-    limits=(None, CPU_LIMIT),
+    limits=(None, CPU_LIMIT_FACTOR),
     futile_pods=12,
+    scales=(),
+    scale_skews=(),
     hours=4.0,
 )
 GRIDS = {grid.name: grid for grid in (FULL, QUICK)}

@@ -24,10 +24,9 @@ from pod_rebalancer.core.model import Policy
 # pod count, as a Deployment sized by its HPA does. It is also the scale at which the variance's
 # threshold is translated into a CV (below).
 MEAN_CPU_PER_POD = 1.0
-# The HPA's CPU Utilization target (hpa_target). Each pod requests MEAN_CPU_PER_POD / target, so
-# the group as a whole sits at the target, as an HPA in its steady state keeps it.
+# The HPA's CPU Utilization target (hpa_target). Each pod requests its mean CPU / target, so the
+# group as a whole sits at the target, as an HPA in its steady state keeps it.
 HPA_TARGET_PERCENT = 70
-CPU_REQUEST = MEAN_CPU_PER_POD * 100 / HPA_TARGET_PERCENT
 # IMBALANCE_SIGNAL=score needs a lag query to weigh lag; the simulation answers it itself, so the
 # template is never sent anywhere (the README's kafka-lag-exporter form, for the record).
 LAG_QUERY = 'sum by(pod)(kafka_consumergroup_group_lag{group="{deployment}"})'
@@ -110,8 +109,8 @@ def policies() -> tuple[Evaluated, ...]:
             "hpa_target",
             settings(imbalance_policy="hpa_target"),
             f"a pod above {HPA_TARGET_PERCENT}% (the HPA's target) x "
-            f"{default.tolerance_multiplier:g} (TOLERANCE_MULTIPLIER) of its "
-            f"{CPU_REQUEST:.2f}-core request",
+            f"{default.tolerance_multiplier:g} (TOLERANCE_MULTIPLIER) of its request (its mean "
+            f"CPU / {HPA_TARGET_PERCENT}%: the group at the HPA's target)",
         ),
     )
 

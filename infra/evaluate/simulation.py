@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from infra.evaluate.cases import Case
-from infra.evaluate.policies import CPU_REQUEST, HPA_TARGET_PERCENT
+from infra.evaluate.policies import HPA_TARGET_PERCENT
 from infra.kubesim.load import ConsumerGroup
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core import effect, planner, score
@@ -169,7 +169,7 @@ class World:
                     ready_since=EPOCH + timedelta(seconds=pod.ready_at)
                     if pod.ready_at <= t
                     else None,
-                    cpu_request=CPU_REQUEST,
+                    cpu_request=self.case.cpu_request,
                 )
                 for pod in self.pods.values()
             ]

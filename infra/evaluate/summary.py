@@ -15,25 +15,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from infra.evaluate.cases import STICKY, Case
+from infra.evaluate.cases import DOMINANT_SHARE, PARTITIONS, STICKY, Case
 from infra.evaluate.grid import Outcome, Result
-from infra.evaluate.policies import Evaluated
+from infra.evaluate.policies import MEAN_CPU_PER_POD, Evaluated
 from infra.evaluate.simulation import INTERVAL, READY_AFTER, SCRAPE_INTERVAL
+from infra.kubesim.load import KafkaSpec
 
 WORSE_MARGIN = 5.0  # percent: a case ends worse off than left alone when its outcome rose this much
 
+
+def _zipf(case: Case) -> bool:
+    """The main grid: Zipf topics, pods at MEAN_CPU_PER_POD."""
+    return case.family == "zipf" and case.mean_cpu == MEAN_CPU_PER_POD
+
+
 REGIMES: tuple[tuple[str, Callable[[Case], bool]], ...] = (
-    ("range", lambda c: c.family == "zipf" and c.assignor == "range"),
-    ("roundrobin", lambda c: c.family == "zipf" and c.assignor == "roundrobin"),
-    ("sticky", lambda c: c.family == "zipf" and c.assignor == "sticky"),
-    ("cooperative-sticky", lambda c: c.family == "zipf" and c.assignor == "cooperative-sticky"),
-    ("sticky ones, drifted start", lambda c: c.family == "zipf" and c.start == "clustered"),
+    ("range", lambda c: _zipf(c) and c.assignor == "range"),
+    ("roundrobin", lambda c: _zipf(c) and c.assignor == "roundrobin"),
+    ("sticky", lambda c: _zipf(c) and c.assignor == "sticky"),
+    ("cooperative-sticky", lambda c: _zipf(c) and c.assignor == "cooperative-sticky"),
+    ("sticky ones, drifted start", lambda c: _zipf(c) and c.start == "clustered"),
     (
         "sticky ones, fresh start",
-        lambda c: c.family == "zipf" and c.start == "fresh" and c.assignor in STICKY,
+        lambda c: _zipf(c) and c.start == "fresh" and c.assignor in STICKY,
     ),
-    ("zipf, no CPU limit", lambda c: c.family == "zipf" and c.cpu_limit is None),
-    ("zipf, CPU limit (lag)", lambda c: c.family == "zipf" and c.cpu_limit is not None),
+    ("zipf, no CPU limit", lambda c: _zipf(c) and c.cpu_limit is None),
+    ("zipf, CPU limit (lag)", lambda c: _zipf(c) and c.cpu_limit is not None),
+    ("drifted, pods at 0.5 core", lambda c: c.family == "zipf" and c.mean_cpu == 0.5),
+    ("drifted, pods at 2 cores", lambda c: c.family == "zipf" and c.mean_cpu == 2.0),
     ("one dominant partition", lambda c: c.family == "dominant"),
     ("fewer partitions than pods", lambda c: c.family == "sparse"),
     ("futile: nothing can help", lambda c: c.futile),
@@ -269,17 +278,32 @@ def preamble(result: Result) -> str:
     grid = result.grid
     cases = next(iter(result.outcomes.values()), [])
     settings = result.policies[0].settings if result.policies else None
+    n = grid.futile_pods
+    limits = ", ".join("none" if x is None else f"{x:g}x the mean" for x in grid.limits)
+    noise = KafkaSpec().noise
     lines = [
-        f"grid {grid.name}, seed {result.seed}: {len(cases)} cases ({grid.seeds} seed(s) x "
-        f"{len(grid.assignors)} assignors x skews {', '.join(f'{s:g}' for s in grid.skews)} x "
-        f"pods {', '.join(map(str, grid.pods))} x CPU limit "
-        + ", ".join("none" if x is None else f"{x:g} cores" for x in grid.limits)
-        + f"; plus one dominant partition and fewer partitions than pods at "
-        f"{grid.futile_pods} pods), {grid.hours:g} h each, an invocation every "
-        f"{int(INTERVAL.total_seconds() // 60)} min; replacements Ready "
-        f"{int(READY_AFTER.total_seconds())} s after the eviction; CPU noise per "
-        f"{int(SCRAPE_INTERVAL.total_seconds())} s reading as the simulator writes it",
+        f"grid {grid.name}, seed {result.seed}: {len(cases)} cases, {grid.hours:g} h each, an "
+        f"invocation every {int(INTERVAL.total_seconds() // 60)} min",
+        f"  Zipf topics of {PARTITIONS} partitions, pods at {MEAN_CPU_PER_POD:g} core: "
+        f"{grid.seeds} seed(s) x {len(grid.assignors)} assignors (the sticky ones from a "
+        f"drifted and a fresh start) x skews {', '.join(f'{s:g}' for s in grid.skews)} x pods "
+        f"{', '.join(map(str, grid.pods))} x CPU limit {limits}",
+        f"  futile at {n} pods, each assignor and limit: one partition with "
+        f"{DOMINANT_SHARE:.0%} of the messages; {n * 2 // 3} partitions",
     ]
+    if grid.scales:
+        lines.append(
+            f"  drifted sticky groups at {n} pods, skews "
+            + ", ".join(f"{k:g}" for k in grid.scale_skews)
+            + ", each limit, whose pods use "
+            + ", ".join(f"{m:g}" for m in grid.scales)
+            + " cores"
+        )
+    lines.append(
+        f"  replacements Ready {int(READY_AFTER.total_seconds())} s after the eviction; CPU "
+        f"noise {noise:.0%} a {int(SCRAPE_INTERVAL.total_seconds())} s reading (the simulator's), "
+        "averaged by rate() over the window"
+    )
     if settings is not None:
         lines.append(
             f"defaults: MIN_IMPROVEMENT_PERCENT={settings.min_improvement_percent:g} "
@@ -291,16 +315,24 @@ def preamble(result: Result) -> str:
             f"MAX_INEFFECTIVE_REBALANCES={settings.max_ineffective_rebalances} "
             f"INEFFECTIVE_BACKOFF={_duration(settings.ineffective_backoff.total_seconds())}"
         )
-    lines.append(
-        "columns: rebal. rebalances; helped/effect. share of measured ones that lowered the "
-        "statistic / were judged effective; ach./exp. achieved and expected improvement "
-        "(median, p10); evict/h evictions per simulated hour; backoff cases where it engaged, "
-        "of those with a rebalance; prevented (futile cases) evictions it spared, and their "
-        "share of those without it; Δ: time-averaged CPU variance, peak CPU ÷ mean, total lag "
-        "vs the same case left alone (geometric mean over cases; lag over the cases with lag); "
-        f"worse: cases left worse off than alone (> {WORSE_MARGIN:g}%: lag where there is "
-        "lag, else CPU variance); comparison: ΔCPUvar over the cases that can be helped"
-    )
+    lines += [
+        "columns:",
+        "  rebal.          rebalances (each evicts up to MAX_PODS_TO_DELETE pods)",
+        "  helped effect.  of the measured ones: share that lowered the statistic at all / was "
+        "judged effective",
+        "  ach. exp.       improvement achieved (median, p10) and expected (median), in percent "
+        "of the statistic",
+        "  evict/h         evictions per simulated hour",
+        "  backoff         cases where the back-off engaged / cases with a rebalance",
+        "  prevented       futile cases: evictions the back-off spared, and their share of those "
+        "without it",
+        "  ΔCPUvar Δpeak Δlag  time-averaged CPU variance, peak CPU ÷ mean CPU, total lag, vs "
+        "the same case left alone",
+        "                  (geometric mean over the cases; Δlag over the cases with lag; "
+        "negative is better)",
+        f"  worse           cases left worse off than alone (> {WORSE_MARGIN:g}%: lag where "
+        "there is lag, else CPU variance)",
+    ]
     return "\n".join(lines)
 
 

@@ -102,6 +102,16 @@ def test_capped_members_look_balanced_on_cpu_but_the_score_sees_their_lag() -> N
     assert by_score.lag < 0.9 * alone.lag
 
 
+def test_the_variance_line_moves_with_the_pods_size_and_the_cv_line_does_not() -> None:
+    # The same drifted group, its pods at half a core: its variance is a quarter of what it is at
+    # one core, its CV the same, so the variance's line (drawn at one core) hardly sees it.
+    case = Case("zipf", "sticky", 1.0, 12, None, seed=0, start="clustered", mean_cpu=0.5)
+    by_variance = simulate(case, POLICIES["variance"].settings, hours=3, name="variance")
+    by_cv = simulate(case, POLICIES["cv"].settings, hours=3, name="cv")
+    assert by_variance.reasons[Reason.BELOW_THRESHOLD] > 0
+    assert len(by_cv.rebalances) >= 3 * max(1, len(by_variance.rebalances))
+
+
 def test_a_futile_rebalance_is_never_judged_effective(quick: Result) -> None:
     judged = [
         r.effective
