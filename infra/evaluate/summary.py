@@ -156,6 +156,8 @@ def rows(outcomes: Sequence[Outcome]) -> list[Row]:
 def _pct(value: float | None, signed: bool = False) -> str:
     if value is None:
         return "-"
+    if round(value) == 0:
+        return "0%"  # neither +0% nor -0%: nothing changed to the percent
     return f"{value:+.0f}%" if signed else f"{value:.0f}%"
 
 

@@ -62,6 +62,25 @@ def test_runs_are_bounded_by_the_schedule_the_cooldown_and_the_cap(quick: Result
             assert all(1 <= r.evicted <= limits.max_pods_to_delete for r in run.rebalances)
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case("dominant", "sticky", 1.0, 12, None, seed=4, start="clustered"),
+        Case("zipf", "roundrobin", 1.4, 12, 2.0, seed=4),  # capped: its lag grows meanwhile
+    ],
+    ids=["dominant", "capped"],
+)
+def test_summing_up_the_idle_invocations_changes_no_outcome(case: Case) -> None:
+    for policy in (None, POLICIES["variance"].settings):
+        fast = simulate(case, policy, hours=4)
+        slow = simulate(case, policy, hours=4, fast=False)
+        assert fast.reasons == slow.reasons
+        assert fast.rebalances == slow.rebalances
+        outcomes = [(run.variance, run.peak_ratio, run.lag) for run in (fast, slow)]
+        assert outcomes[0] == pytest.approx(outcomes[1], rel=1e-9, abs=1e-9)
+    assert slow.reasons[Reason.NOT_EFFECTIVE] > 10  # so the variance's run did jump
+
+
 def test_a_balanced_group_is_never_touched() -> None:
     balanced = Case("zipf", "cooperative-sticky", 0.0, 12, None, seed=5)  # 48 equal partitions
     for policy in POLICIES.values():
