@@ -169,4 +169,3 @@ QUICK = Grid(
     scale_skews=(),
     hours=4.0,
 )
-GRIDS = {grid.name: grid for grid in (FULL, QUICK)}

@@ -5,9 +5,10 @@ Every INTERVAL the function runs: cooldown → back-off → pods all Ready → m
 rebalance (and back off if that was the last straw) → plan → evict. An evicted pod leaves the
 consumer group at once; its replacement (a new name) starts then and joins the group when it is
 Ready, READY_AFTER later. CPU per pod is the load model's mean over METRICS_TIME_WINDOW (exact:
-the model integrates between events) with one reading's noise on top (`noisy`, the writer's
-formula); lag per pod is the model's at the invocation (a pod that owns nothing has lag 0, the
-README's `or ... 0` form of the lag query).
+the model integrates between events) with the noise of the window's readings on top (`noisy`,
+the simulator's writer's formula); lag per pod is the model's at the invocation (a pod that owns
+nothing has lag 0, the README's `or ... 0` form of the lag query). Nothing here reads the wall
+clock or opens a socket; the noise comes from `random.Random` seeded by the case and the time.
 """
 
 from __future__ import annotations

@@ -68,15 +68,14 @@ class Row:
     evictions: int
     acted_cases: int  # cases with at least one rebalance
     backoff_cases: int  # cases where the back-off engaged
-    prevented: int  # evictions it spared there
+    counted: bool  # whether any of them had its run without the back-off (futile cases only)
+    prevented: int  # evictions the back-off spared in those
+    backoff_evictions: int  # evictions that still happened in those
     variance_change: float | None  # % vs left alone, time-averaged CPU variance
     peak_change: float | None  # % vs left alone, time-averaged peak CPU ÷ mean CPU
     lag_change: float | None  # % vs left alone, time-averaged total lag (cases with lag)
     lag_cases: int
     worse: int  # cases that ended worse off than left alone (lag where there is lag, else CPU var)
-
-    counted: bool  # whether `prevented` was counted (futile cases only)
-    backoff_evictions: int  # evictions that still happened in the cases counted
 
     @property
     def evictions_per_hour(self) -> float:
@@ -84,7 +83,7 @@ class Row:
 
     @property
     def prevented_share(self) -> float | None:
-        """Of the evictions the back-off cases would have seen without it."""
+        """Of the evictions the cases counted would have seen without the back-off."""
         would = self.prevented + self.backoff_evictions
         return self.prevented / would if would else None
 
