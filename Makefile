@@ -13,7 +13,7 @@ RELIABILITY := build/reliability
 export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
 
 .PHONY: setup system-packages demo demo-alert demo-kafka test lint terraform-fmt checkov pytest unit \
-	integration reliability bench package package-lambda clean
+	integration reliability bench evaluate package package-lambda clean
 
 setup: $(STAMP) $(CHECKOV_STAMP) system-packages
 
@@ -79,6 +79,11 @@ bench: setup
 	$(BIN)/python bench/bench_e2e.py
 	$(BIN)/python bench/bench_user.py
 	$(BIN)/python bench/bench_sweep.py
+
+# Each policy against the load model alone, no servers: the tables the README's recommended
+# defaults cite, and build/evaluate.png. Under a minute; make test runs the --quick grid.
+evaluate: $(STAMP)
+	$(BIN)/python -m infra.evaluate
 
 package:
 	$(PYTHON) infra/scripts/package.py build/function.zip
