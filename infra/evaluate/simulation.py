@@ -55,8 +55,11 @@ def noisy(
 ) -> float:
     """The mean of `readings` readings of a pod's CPU, each base + busy * (1 + noise * N(0,1))
     with N clipped to ±3 and the result capped at the limit (infra/kubesim/metrics.py,
-    draw_cpu): drawn as one such reading whose N is divided by sqrt(readings)."""
+    draw_cpu): drawn as one such reading whose N is divided by sqrt(readings). A pod at its
+    limit reads the limit (the simulator's load samples carry no noise for it)."""
     draw = max(-NOISE_CLIP, min(NOISE_CLIP, rng.gauss(0.0, 1.0))) / math.sqrt(readings)
+    if limit is not None and mean >= limit:
+        return limit  # throttled to its quota all along: the simulator reads it without noise
     busy = (mean - base) * (1 + noise * draw)
     cpu = max(0.0, base + max(0.0, busy))
     return cpu if limit is None else min(limit, cpu)

@@ -147,9 +147,18 @@ def test_a_futile_rebalance_is_never_judged_effective(quick: Result) -> None:
 def test_a_reading_is_the_metrics_writers_draw() -> None:
     for limit in (None, 0.9):
         mine, writers = random.Random(11), random.Random(11)
-        for mean in (0.05, 0.4, 1.0, 3.0):
+        for mean in (0.05, 0.4, 0.85):
             sample = {"base": 0.05, "busy": mean - 0.05, "noise": 0.3, "limit": limit}
             assert noisy(mean, 0.05, 0.3, limit, mine) == draw_cpu(sample, writers)
+
+
+def test_a_pod_at_its_limit_reads_the_limit_as_the_simulator_writes_it() -> None:
+    """The simulator's load samples carry no noise for a throttled pod (control.load_samples)."""
+    for mean in (0.9, 3.0):
+        sample = {"base": 0.05, "busy": mean - 0.05, "noise": 0.0, "limit": 0.9}
+        assert noisy(mean, 0.05, 0.3, 0.9, random.Random(3)) == 0.9
+        assert draw_cpu(sample, random.Random(3)) == 0.9
+    assert noisy(3.0, 0.05, 0.3, None, random.Random(3)) != 3.0  # no limit: noise as ever
 
 
 def test_policies_are_the_functions_defaults_whatever_the_environment(
