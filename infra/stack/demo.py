@@ -213,6 +213,26 @@ def effect_line(result: dict[str, Any]) -> str:
     )
 
 
+def function_env(
+    vm: VictoriaMetrics, sim: KubeSim, workdir: Path, token: str, deployment: str, **extra: str
+) -> dict[str, str]:
+    """The demos' function configuration: the local stack, a dry run by default, and the demo's
+    short window (also the pods' minimum age)."""
+    return {
+        "PROMETHEUS_ENDPOINT": vm.url,
+        "KUBE_AUTH": "kubeconfig",
+        "KUBECONFIG": str(kubeconfig(sim, workdir / "kubeconfig")),
+        "KUBE_NAMESPACE": NAMESPACE,
+        "DEPLOYMENT_NAME": deployment,
+        "WEBHOOK_TOKEN": token,
+        "LOG_LEVEL": "warning",
+        "DRY_RUN": "true",
+        "METRICS_TIME_WINDOW": WINDOW,
+        "MIN_POD_AGE": WINDOW,
+        **extra,
+    }
+
+
 def invoke(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
     response = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60)
     if response.status_code != 200:
@@ -240,19 +260,7 @@ def run(vm: VictoriaMetrics, sim: KubeSim, workdir: Path, token: str, started: f
     print(f"VictoriaMetrics   {vm.url}")
     print(f"Kubernetes API    {sim.url} (simulator, TLS; {REPLICAS} pods, 48 skewed partitions)")
     print("history           20 minutes backfilled by the load model, then a sample a second")
-    env = {
-        "PROMETHEUS_ENDPOINT": vm.url,
-        "KUBE_AUTH": "kubeconfig",
-        "KUBECONFIG": str(kubeconfig(sim, workdir / "kubeconfig")),
-        "KUBE_NAMESPACE": NAMESPACE,
-        "DEPLOYMENT_NAME": DEPLOYMENT,
-        "WEBHOOK_TOKEN": token,
-        "LOG_LEVEL": "warning",
-        "DRY_RUN": "true",
-        "METRICS_TIME_WINDOW": WINDOW,
-        "MIN_POD_AGE": WINDOW,
-        "COOLDOWN": "10s",
-    }
+    env = function_env(vm, sim, workdir, token, DEPLOYMENT, COOLDOWN="10s")
 
     banner("1. dry run (DRY_RUN=true)")
     with function_server("rebalance", env, workdir) as fn:

@@ -20,19 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from infra.kubesim.launcher import KubeSim
-from infra.stack.demo import banner, invoke, wait_settled
+from infra.stack.demo import NAMESPACE, WINDOW, banner, function_env, invoke, wait_settled
 from infra.stack.kafka import CPU_LIMIT, LAG_QUERY, REPLICAS, lagging_consumer
-from infra.stack.kube import kubeconfig, scenario
+from infra.stack.kube import scenario
 from infra.stack.processes import function_server
 from infra.stack.victoria import VictoriaMetrics, victoria_metrics
 from pod_rebalancer.adapters.prometheus import cpu_query, render_query
 from pod_rebalancer.core import score
 from pod_rebalancer.core.model import Target
 
-NAMESPACE = "posthog"
 DEPLOYMENT = "events-consumer"
 TARGET = Target(NAMESPACE, DEPLOYMENT)
-WINDOW = "20s"
 WINDOW_TD = timedelta(seconds=20)
 TREND_S = 10.0  # lag growth is measured over this many seconds
 WEIGHTS = score.effective_weights(score.DEFAULT_WEIGHTS, {"cpu", "lag"})
@@ -127,20 +125,9 @@ def run(vm: VictoriaMetrics, sim: KubeSim, workdir: Path, token: str) -> int:
         f"Kubernetes API    {sim.url} (simulator; {REPLICAS} consumers limited to {CPU_LIMIT} "
         "core, 24 partitions)"
     )
-    env = {
-        "PROMETHEUS_ENDPOINT": vm.url,
-        "KUBE_AUTH": "kubeconfig",
-        "KUBECONFIG": str(kubeconfig(sim, workdir / "kubeconfig")),
-        "KUBE_NAMESPACE": NAMESPACE,
-        "DEPLOYMENT_NAME": DEPLOYMENT,
-        "WEBHOOK_TOKEN": token,
-        "LOG_LEVEL": "warning",
-        "DRY_RUN": "true",
-        "METRICS_TIME_WINDOW": WINDOW,
-        "MIN_POD_AGE": WINDOW,
-    }
+    env = function_env(vm, sim, workdir, token, DEPLOYMENT)
     scored = {**env, "IMBALANCE_SIGNAL": "score", "LAG_QUERY": LAG_QUERY}
-    time.sleep(TREND_S)  # live samples for the lag trend, beyond the backfilled history
+    time.sleep(TREND_S + 5)  # live samples for the lag trend, beyond the backfilled history
 
     banner("1. by CPU alone (the default), and by the score: two dry runs")
     print("  the score: IMBALANCE_SIGNAL=score with the README's assignment LAG_QUERY")
@@ -165,7 +152,7 @@ def run(vm: VictoriaMetrics, sim: KubeSim, workdir: Path, token: str) -> int:
         real = invoke(fn.url, token, {})
     print(verdict(real))
     if real["evicted"]:
-        print(f"  evicted   {', '.join(real['evicted'])}")
+        print(f"  {'evicted':<14}{', '.join(real['evicted'])}")
     if real["action"] != "rebalanced" or lagging not in real["evicted"]:
         print("\n  the lagging pod was not evicted, so there is nothing to compare")
         return 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from infra.kubesim.launcher import KubeSim
 from infra.stack.series import cpu_counters
 from infra.stack.victoria import VictoriaMetrics
+from pod_rebalancer.adapters.prometheus import PrometheusClient
 from tests import hostile
 from tests.kube import deployment, kubeconfig, scenario
 
@@ -116,3 +118,13 @@ def deployments() -> st.SearchStrategy[str]:
             st.sampled_from(['"}[5m])', "/../../skewed", "%2fskewed", ".", "..", "-"]),
         ),
     )
+
+
+@pytest.fixture
+def client(victoria: VictoriaMetrics) -> Iterator[PrometheusClient]:
+    """The function's Prometheus client on the session's VictoriaMetrics."""
+    metrics = PrometheusClient(victoria.url, timedelta(seconds=10))
+    try:
+        yield metrics
+    finally:
+        metrics.close()

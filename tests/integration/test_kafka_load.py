@@ -93,15 +93,6 @@ def group(victoria: VictoriaMetrics) -> Iterator[Group]:
         writer.stop()
 
 
-@pytest.fixture
-def client(victoria: VictoriaMetrics) -> Iterator[PrometheusClient]:
-    metrics = PrometheusClient(victoria.url, timedelta(seconds=10))
-    try:
-        yield metrics
-    finally:
-        metrics.close()
-
-
 def test_one_pod_is_capped_and_falls_behind_while_another_at_the_same_cpu_keeps_up(
     group: Group, client: PrometheusClient
 ) -> None:

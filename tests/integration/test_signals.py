@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,15 +76,6 @@ def new_group(count: int = 4) -> Group:
     deployment = f"consumer-{suffix}"
     target = Target(namespace=f"kafka-{suffix}", deployment=deployment)
     return Group(target, pod_names(deployment, count), (int(time.time()) - 120) * 1000)
-
-
-@pytest.fixture
-def client(victoria: VictoriaMetrics) -> Iterator[PrometheusClient]:
-    metrics = PrometheusClient(victoria.url, timedelta(seconds=10))
-    try:
-        yield metrics
-    finally:
-        metrics.close()
 
 
 # Partition → (owner index, lag): pod 0 owns the hot, lagging partitions; pod 3 owns none.

@@ -83,15 +83,6 @@ def import_loads(
     return history
 
 
-@pytest.fixture
-def client(victoria: VictoriaMetrics) -> Iterator[PrometheusClient]:
-    metrics = PrometheusClient(victoria.url, timedelta(seconds=10))
-    try:
-        yield metrics
-    finally:
-        metrics.close()
-
-
 # --- exactness: the core's statistics equal the server's aggregations -----------------------------
 
 
