@@ -10,6 +10,11 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager prometheus-pushgateway openssl
 RELIABILITY := build/reliability
+# The suite in two processes (pytest-xdist), each test file whole in one of them, in the order
+# tests/conftest.py gives: a module's fixtures (servers, a Terraform apply) are set up once, and
+# its tests run in their order. PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
+PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
 
 .PHONY: setup system-packages demo demo-alert test lint terraform-fmt checkov pytest unit \
@@ -51,13 +56,13 @@ checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework terraform -d terraform
 
 pytest: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PARALLEL)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
 integration: setup
-	$(BIN)/python -m pytest -q tests/integration tests/e2e
+	$(BIN)/python -m pytest -q $(PARALLEL) tests/integration tests/e2e
 
 # The reliability suites with the long fuzz profile, then one summary table (README, Reliability).
 # pytest's own status is not the verdict: the table script fails if any test failed or any
