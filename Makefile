@@ -12,11 +12,10 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager prometheus-pushgateway openssl
 RELIABILITY := build/reliability
-# The suite in two processes (pytest-xdist), each test file whole in one of them, in the order
-# tests/conftest.py gives: a module's fixtures (servers, a Terraform apply) are set up once, and
-# its tests run in their order. PYTEST_WORKERS=0 runs everything in one process.
+# The suite in two processes (pytest-xdist), each test file whole in one of them (pyproject.toml).
+# PYTEST_WORKERS=0 runs everything in one process.
 PYTEST_WORKERS ?= 2
-PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+PARALLEL := -n $(PYTEST_WORKERS)
 export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
 
 .PHONY: setup system-packages demo demo-alert test lint terraform-fmt checkov pytest unit \

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -17,6 +18,7 @@ from infra.stack.processes import REPO, reserve_ports_in, setting_names
 from infra.stack.victoria import VictoriaMetrics
 from pod_rebalancer import logs
 from tests.shared import exclusive, run_dir, worker
+from tests.terraform.tf import TIMINGS
 
 # Bounded for `make test`; `make reliability` runs the long profile (HYPOTHESIS_PROFILE).
 settings.register_profile("default", max_examples=100, deadline=None)
@@ -48,6 +50,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return  # one process: the order stays the files' own
     rank = {path: index for index, path in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(FIRST)))
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: a worker is done
+def pytest_testnodedown(node: Any, error: object) -> None:
+    TIMINGS.update(getattr(node, "workeroutput", {}).get("terraform_timings", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in TIMINGS.items())
+        terminalreporter.write_line(f"terraform timings: {steps}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,8 +23,7 @@ from infra.stack.moto import Moto, start_moto
 from pod_rebalancer import telemetry
 from pod_rebalancer.aws_lambda import METRICS_NAMESPACE
 from tests.terraform.allowlist import AWS_STATEMENTS, STAR_RESOURCES
-from tests.terraform.conftest import TIMINGS
-from tests.terraform.tf import REPO, Terraform, module, one
+from tests.terraform.tf import REPO, TIMINGS, Terraform, module, one
 
 pytestmark = pytest.mark.terraform
 
