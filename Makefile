@@ -4,12 +4,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Installed first: the pinned pip resolves the rest much faster than the one a new venv has.
+PIP_PIN := $(shell grep -m1 '^pip==' requirements-dev.txt)
 # checkov lives in its own venv: its dependency pins fight the project's boto3/botocore pins.
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 DEBIAN_PACKAGES := victoria-metrics prometheus prometheus-alertmanager prometheus-pushgateway openssl
 RELIABILITY := build/reliability
+# The suite in two processes (pytest-xdist), each test file whole in one of them (pyproject.toml).
+# PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
+PARALLEL := -n $(PYTEST_WORKERS)
 export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
 
 .PHONY: setup system-packages demo demo-alert demo-kafka test lint terraform-fmt checkov pytest unit \
@@ -19,11 +25,13 @@ setup: $(STAMP) $(CHECKOV_STAMP) system-packages
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_PIN)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 $(CHECKOV_STAMP):
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(PIP_PIN)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $@
 
@@ -54,13 +62,13 @@ checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework terraform -d terraform
 
 pytest: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PARALLEL)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
 integration: setup
-	$(BIN)/python -m pytest -q tests/integration tests/e2e
+	$(BIN)/python -m pytest -q $(PARALLEL) tests/integration tests/e2e
 
 # The reliability suites with the long fuzz profile, then one summary table (README, Reliability).
 # pytest's own status is not the verdict: the table script fails if any test failed or any

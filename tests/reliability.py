@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tests.shared import exclusive
+
 REPORT_DIR = "RELIABILITY_REPORT_DIR"
 _lock = threading.Lock()
 
@@ -23,7 +25,9 @@ def record(suite: str, **figures: Any) -> None:
     if not directory:
         return
     path = Path(directory) / f"{suite}.json"
-    with _lock:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Threads of one process, and the xdist workers of one run, add to the same file.
+    with _lock, exclusive(path.with_suffix(".lock")):
         current: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
         for key, value in figures.items():
             if isinstance(value, bool) or not isinstance(value, int | float | list):
@@ -32,5 +36,4 @@ def record(suite: str, **figures: Any) -> None:
                 current[key] = [*current.get(key, []), *value]
             else:
                 current[key] = current.get(key, 0) + value
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(current, indent=1))  # rows keep their column order

@@ -33,10 +33,31 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
+_port_registry: Path | None = None
+
+
+def reserve_ports_in(directory: Path | None) -> None:
+    """Hand out each port once only among every process that names the same `directory` (the
+    test workers of one run): the kernel may give two processes the same free port while
+    neither has bound it yet, or a port one of them relies on nobody listening at."""
+    global _port_registry  # noqa: PLW0603
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    _port_registry = directory
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if _port_registry is None:
+            return port
+        try:
+            os.close(os.open(_port_registry / str(port), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue  # handed out before in this run, perhaps to another process
+        return port
 
 
 class ServerProcess:

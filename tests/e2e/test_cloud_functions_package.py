@@ -48,17 +48,23 @@ def source(workdir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def framework(source: Path, workdir: Path) -> str:
-    """A fresh virtual environment with only the zip's requirements.txt installed."""
+    """A fresh virtual environment with only the zip's requirements.txt installed. This
+    environment's pip installs into it (`--python`): the same resolution and install as a pip
+    inside it, without a copy of pip bootstrapped there first. No bytecode is compiled ahead:
+    the servers compile what they import."""
     environment = workdir / "venv"
-    venv.EnvBuilder(with_pip=True, clear=True).create(environment)
+    venv.EnvBuilder(with_pip=False, clear=True).create(environment)
     done = subprocess.run(
         [
-            str(environment / "bin" / "python"),
+            sys.executable,
             "-m",
             "pip",
+            "--python",
+            str(environment / "bin" / "python"),
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--no-compile",
             "-r",
             str(source / "requirements.txt"),
         ],

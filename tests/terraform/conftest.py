@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.terraform.tf import (
+    TIMINGS,
     Terraform,
     copy_tree,
     find_provider_mirror,
@@ -16,13 +17,12 @@ from tests.terraform.tf import (
     write_cli_config,
 )
 
-TIMINGS: dict[str, float] = {}
 
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if TIMINGS:
-        steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in TIMINGS.items())
-        terminalreporter.write_line(f"terraform timings: {steps}")
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In an xdist worker: hand the timings to the controller, which prints the summary."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None and TIMINGS:
+        output["terraform_timings"] = dict(TIMINGS)
 
 
 @pytest.fixture(scope="session")

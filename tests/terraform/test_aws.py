@@ -23,8 +23,7 @@ from infra.stack.moto import Moto, start_moto
 from pod_rebalancer import telemetry
 from pod_rebalancer.aws_lambda import METRICS_NAMESPACE
 from tests.terraform.allowlist import AWS_STATEMENTS, STAR_RESOURCES
-from tests.terraform.conftest import TIMINGS
-from tests.terraform.tf import REPO, Terraform, module, one
+from tests.terraform.tf import REPO, TIMINGS, Terraform, module, one
 
 pytestmark = pytest.mark.terraform
 
@@ -100,10 +99,9 @@ def deployed(
     terraform_bin: str,
     mirror_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
-    lambda_package: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Deployment]:
     scratch = tmp_path_factory.mktemp("aws")
-    zip_path = lambda_package  # what `make package-lambda` builds: the zip that is deployed
     env = {
         **mirror_env,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -113,6 +111,12 @@ def deployed(
         "AWS_SHARED_CREDENTIALS_FILE": str(scratch / "no-credentials"),
     }
     tf = Terraform(terraform_bin, workspace / "examples" / "eks", env, TIMINGS)
+    # Neither step reads a variable's value, so they run while another xdist worker may still be
+    # building the zip (the session's lambda_package, asked for only when the plan needs it).
+    tf.run("init", "-no-color", timed="init")
+    tf.run("validate", "-no-color", timed="validate")
+    # What `make package-lambda` builds: the zip that is deployed.
+    zip_path: Path = request.getfixturevalue("lambda_package")
     deployment = Deployment(tf, moto, zip_path, network(moto))
     (tf.workdir / "moto.auto.tfvars.json").write_text(
         json.dumps(
@@ -132,8 +136,6 @@ def deployed(
             }
         )
     )
-    tf.run("init", "-no-color", timed="init")
-    tf.run("validate", "-no-color", timed="validate")
     tf.run("plan", "-no-color", "-out=plan.tfplan", timed="plan")
     tf.run("apply", "-no-color", "plan.tfplan", timed="apply")
     deployment.outputs = tf.outputs()

@@ -25,6 +25,8 @@ EXAMPLES = ("examples/gke", "examples/gke/rbac", "examples/eks", "examples/eks/r
 _HCL = SerializationOptions(
     strip_string_quotes=True, explicit_blocks=False, preserve_heredocs=False
 )
+# The timed steps of this process's Terraform runs, printed in the run's summary.
+TIMINGS: dict[str, float] = {}
 
 
 def find_provider_mirror() -> Path:
