@@ -284,6 +284,8 @@ def measure(
     service.close()
     runs = 1 + warmup + reps
     require(decisions.count == runs, f"{decisions.count} decision lines for {runs} runs")
+    require(decisions.events["run"] == runs, f"{decisions.events['run']} run lines for {runs}")
+    require(not decisions.others(), f"unexpected log lines: {decisions.others()}")
     parts = floor.parts[warmup:]
     paired = statistics.median(b - a for a, b in zip(floor_times, e2e_times, strict=True))
     return Row(

@@ -226,6 +226,7 @@ def main() -> int:
             rows = measure(services, sim, warmup, reps)
             runs = len(levels) * (1 + warmup + reps)
             require(decisions.count == runs * len(targets()), f"{decisions.count} decision lines")
+            require(not decisions.others(), f"unexpected log lines: {decisions.others()}")
             report(rows)
         finally:
             for service in services.values():

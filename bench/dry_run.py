@@ -26,6 +26,7 @@ import os
 import resource
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,14 +88,26 @@ def response_body(outcomes: list[Outcome]) -> str:
 
 
 class Counting(logging.Filter):
-    """Counts the records that reach the (null) handler: one decision line per run expected."""
+    """Counts the records that reach the (null) handler by their `event` field: one `decision`
+    line per target and one `run` line per invocation expected, and nothing else."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.count = 0
+        self.events: Counter[str] = Counter()
+
+    @property
+    def count(self) -> int:
+        """The decision lines."""
+        return self.events["decision"]
+
+    def others(self) -> dict[str, int]:
+        """Lines other than decisions and run lines: warnings a benchmark run must not have."""
+        return {e: n for e, n in self.events.items() if e not in ("decision", "run")}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        self.count += 1
+        fields = getattr(record, "fields", None)
+        event = fields.get("event") if isinstance(fields, dict) else None
+        self.events[str(event) if event is not None else record.getMessage()[:80]] += 1
         return True
 
 

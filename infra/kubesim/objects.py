@@ -176,11 +176,20 @@ def replica_set(
     }
 
 
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON value (dicts, lists, scalars), several times faster than deepcopy."""
+    if isinstance(value, dict):
+        return {key: json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_copy(item) for item in value]
+    return value
+
+
 def pod(rs: Mapping[str, Any], name: str, uid: str, created: float) -> dict[str, Any]:
     """A new, unscheduled pod of a ReplicaSet (the scheduler and kubelet move it on)."""
     meta = rs["metadata"]
     template = rs["spec"]["template"]
-    spec = copy.deepcopy(template["spec"])
+    spec: dict[str, Any] = json_copy(template["spec"])
     spec.update(
         {
             "serviceAccountName": "default",

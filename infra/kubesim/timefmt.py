@@ -7,6 +7,7 @@ whose microsecond is 0 (no fraction) fails there as it does here.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -18,6 +19,11 @@ _ZONE = re.compile(r"^(Z|[+-]\d{2}:\d{2})$")
 
 
 def rfc3339(ts: float) -> str:
+    return _rfc3339(ts)
+
+
+@functools.lru_cache(maxsize=8192)  # a scenario's pods share their few timestamps
+def _rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
