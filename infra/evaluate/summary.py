@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -184,7 +185,20 @@ POLICY_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def _table(first: str, width: int, columns: Sequence[Column], items: Sequence[Row]) -> str:
+class _Labelled(Protocol):
+    @property
+    def label(self) -> str: ...
+
+
+_L = TypeVar("_L", bound=_Labelled)
+
+
+def _table(
+    first: str,
+    width: int,
+    columns: Sequence[tuple[str, int, Callable[[_L], str]]],
+    items: Sequence[_L],
+) -> str:
     header = f"{first:<{width}}" + "".join(f" {name:>{w}}" for name, w, _ in columns)
     lines = [header, "-" * len(header)]
     for item in items:
@@ -266,13 +280,7 @@ def comparisons(result: Result) -> list[Comparison]:
 
 
 def comparison_table(result: Result) -> str:
-    items = comparisons(result)
-    header = f"{'policy':<11}" + "".join(f" {name:>{w}}" for name, w, _ in COMPARISON_COLUMNS)
-    lines = [header, "-" * len(header)]
-    for item in items:
-        cells = "".join(f" {cell(item):>{w}}" for _, w, cell in COMPARISON_COLUMNS)
-        lines.append(f"{item.label:<11}{cells}")
-    return "\n".join(lines)
+    return _table("policy", 11, COMPARISON_COLUMNS, comparisons(result))
 
 
 def preamble(result: Result) -> str:

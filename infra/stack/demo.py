@@ -94,18 +94,23 @@ def banner(text: str) -> None:
     print(f"\n=== {text} " + "=" * max(0, 74 - len(text)))
 
 
+def per_pod(vm: VictoriaMetrics, promql: str, at: float) -> dict[str, float]:
+    """A `sum by(pod)` query's answer at `at`: pod -> value."""
+    out = {}
+    for series in vm.query(promql, at):
+        metric, value = series["metric"], series["value"]
+        assert isinstance(metric, Mapping)
+        assert isinstance(value, list)
+        out[str(metric["pod"])] = float(value[1])
+    return out
+
+
 def per_pod_cpu(vm: VictoriaMetrics, at: float) -> dict[str, float]:
     query = (
         f'sum by(pod)(rate(container_cpu_usage_seconds_total{{namespace="{NAMESPACE}",'
         f'container="{DEPLOYMENT}"}}[{WINDOW}]))'
     )
-    values = {}
-    for series in vm.query(query, at):
-        metric, value = series["metric"], series["value"]
-        assert isinstance(metric, Mapping)
-        assert isinstance(value, list)
-        values[str(metric["pod"])] = float(value[1])
-    return values
+    return per_pod(vm, query, at)
 
 
 def variance(values: Mapping[str, float]) -> float:

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from infra.kubesim.launcher import KubeSim
-from infra.stack.demo import NAMESPACE, WINDOW, banner, function_env, invoke, wait_settled
+from infra.stack.demo import (
+    NAMESPACE,
+    WINDOW,
+    banner,
+    function_env,
+    invoke,
+    per_pod,
+    wait_settled,
+)
 from infra.stack.kafka import CPU_LIMIT, LAG_QUERY, REPLICAS, lagging_consumer
 from infra.stack.kube import scenario
 from infra.stack.processes import function_server
@@ -34,16 +42,6 @@ TARGET = Target(NAMESPACE, DEPLOYMENT)
 WINDOW_TD = timedelta(seconds=20)
 TREND_S = 10.0  # lag growth is measured over this many seconds
 WEIGHTS = score.effective_weights(score.DEFAULT_WEIGHTS, {"cpu", "lag"})
-
-
-def per_pod(vm: VictoriaMetrics, promql: str, at: float) -> dict[str, float]:
-    out = {}
-    for series in vm.query(promql, at):
-        metric, value = series["metric"], series["value"]
-        assert isinstance(metric, Mapping)
-        assert isinstance(value, list)
-        out[str(metric["pod"])] = float(value[1])
-    return out
 
 
 def measure(vm: VictoriaMetrics, current: set[str]) -> dict[str, dict[str, float]]:
