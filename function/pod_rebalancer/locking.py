@@ -83,6 +83,45 @@ def record_effect(store: LeaseStore, target: Target, judged: Judged, me: str) ->
     return written is not None
 
 
+def stamped(
+    previous: LeaseState | None,
+    holder: str,
+    now: datetime,
+    selection: tuple[str, ...],
+    expected: Effect | None,
+) -> LeaseState:
+    """What `acquire` writes: the lock held by `holder`, the rebalance stamped now with the pods
+    it selected and what it expects, the back-off count carried over from `previous`."""
+    return LeaseState(
+        holder=holder,
+        renewed_at=now,
+        duration=LOCK_TTL,
+        last_rebalance=now,
+        selection=selection,
+        effect=expected,
+        ineffective=previous.ineffective if previous else 0,
+        last_ineffective=previous.last_ineffective if previous else None,
+    )
+
+
+def released(kept: LeaseState | None, now: datetime, evicted: tuple[str, ...]) -> LeaseState:
+    """What `release` writes: no holder, and `kept`'s stamp, effect and count, the effect naming
+    the `evicted` pods when there are any."""
+    effect = kept.effect if kept else None
+    if evicted and effect is not None:
+        effect = replace(effect, evicted=evicted)
+    return LeaseState(
+        holder=None,
+        renewed_at=now,
+        duration=LOCK_TTL,
+        last_rebalance=kept.last_rebalance if kept else None,
+        selection=kept.selection if kept else (),
+        effect=effect,
+        ineffective=kept.ineffective if kept else 0,
+        last_ineffective=kept.last_ineffective if kept else None,
+    )
+
+
 def acquire(
     store: LeaseStore,
     target: Target,
@@ -101,16 +140,7 @@ def acquire(
     if refusal is not None:
         return refusal
     previous = current.state if current else None
-    state = LeaseState(
-        holder=me,
-        renewed_at=now,
-        duration=LOCK_TTL,
-        last_rebalance=now,
-        selection=selection,
-        effect=expected,
-        ineffective=previous.ineffective if previous else 0,
-        last_ineffective=previous.last_ineffective if previous else None,
-    )
+    state = stamped(previous, me, now, selection, expected)
     try:
         if current is None:
             won = store.create_lease(target.namespace, name, state)
@@ -143,21 +173,7 @@ def release(store: LeaseStore, held: Held, now: datetime, evicted: tuple[str, ..
     now naming the `evicted` pods) if anything was evicted, else restore the old one, so that the
     cooldown does not punish a run that did nothing. DependencyError when the API failed and the
     lock may still be held."""
-    acted = bool(evicted)
-    kept = held.lease.state if acted else held.previous
-    effect = kept.effect if kept else None
-    if acted and effect is not None:
-        effect = replace(effect, evicted=evicted)
-    state = LeaseState(
-        holder=None,
-        renewed_at=now,
-        duration=LOCK_TTL,
-        last_rebalance=kept.last_rebalance if kept else None,
-        selection=kept.selection if kept else (),
-        effect=effect,
-        ineffective=kept.ineffective if kept else 0,
-        last_ineffective=kept.last_ineffective if kept else None,
-    )
+    state = released(held.lease.state if evicted else held.previous, now, evicted)
     me = held.lease.state.holder or ""
     try:
         if store.replace_lease(held.lease, state) is not None:

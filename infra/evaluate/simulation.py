@@ -24,12 +24,12 @@ from datetime import UTC, datetime, timedelta
 from infra.evaluate.cases import Case
 from infra.evaluate.policies import HPA_TARGET_PERCENT
 from infra.kubesim.load import ConsumerGroup
+from pod_rebalancer import locking
 from pod_rebalancer.config import Settings
 from pod_rebalancer.core import effect, planner, score
 from pod_rebalancer.core.cooldown import lease_refusal
 from pod_rebalancer.core.model import Effect, HpaTarget, LeaseState, PodInfo, Policy, Reason
 from pod_rebalancer.core.target_guards import pods_not_ready
-from pod_rebalancer.locking import LOCK_TTL
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # simulated time 0
 INTERVAL = timedelta(minutes=5)  # the schedule: a Cloud Scheduler cron, */5 * * * *
@@ -410,16 +410,7 @@ def _invoke(
     )
     world.evict(evicted, t)
     # What locking.acquire and release leave in the Lease: the stamp, the promise, the count.
-    return LeaseState(
-        holder=None,
-        renewed_at=now,
-        duration=LOCK_TTL,
-        last_rebalance=now,
-        selection=evicted,
-        effect=expected,
-        ineffective=lease.ineffective if lease else 0,
-        last_ineffective=lease.last_ineffective if lease else None,
-    )
+    return locking.released(locking.stamped(lease, INSTANCE, now, evicted, expected), now, evicted)
 
 
 def _backing_off(
