@@ -5,23 +5,20 @@ The AWS alarms are applied against moto in test_aws.py."""
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
 import pytest
 
 from pod_rebalancer import telemetry
-from pod_rebalancer.config import Settings
-from pod_rebalancer.core.model import Effect, LastRebalance, Reason, Target
+from pod_rebalancer.core.model import Effect, LastRebalance, Reason
 from pod_rebalancer.errors import MetricsError
 from pod_rebalancer.records import decision_lines, run_log
 from pod_rebalancer.report import Action, Outcome
-from pod_rebalancer.service import Rebalancer
 from pod_rebalancer.triggers import RunRequest
-from tests.builders import NOW, settled
-from tests.fakes import FakeCluster, FakeMetrics
+from tests.builders import NOW
 from tests.terraform.tf import dynamic, module, one
+from tests.unit.test_telemetry import TARGET, service
 
 GCP = module("gcp")
 METRICS = {
@@ -32,30 +29,12 @@ METRICS = {
     "load_variance": telemetry.LOAD_VARIANCE,
     "measured": telemetry.MEASURED,
 }
-NAMES = [f"ingestion-consumer-abc-{i:02d}" for i in range(10)]
-CPU = [2.3, 2.0, 0.8, 0.9, 0.7, 0.8, 0.75, 0.85, 0.1, 0.05]
-TARGET = Target("posthog", "ingestion-consumer")
 
 
 def logged_lines() -> list[dict[str, Any]]:
     """The fields of every line a rebalance, a failed run and their run lines write."""
-    settings = Settings(
-        prometheus_endpoint="http://metrics.invalid",
-        kube_namespace="posthog",
-        deployment_name="ingestion-consumer",
-        dry_run=False,
-        min_pod_age="10m",
-    )
-    cluster = FakeCluster(names=list(NAMES), state=settled(len(NAMES)))
-    service = Rebalancer(
-        settings,
-        FakeMetrics(dict(zip(NAMES, CPU, strict=True))),
-        cluster,
-        clock=lambda: NOW,
-        log=logging.getLogger("test-monitoring"),
-    )
     request = RunRequest((TARGET,), False, "scheduler")
-    (rebalanced,) = service.run(request)
+    (rebalanced,) = service().run(request)
     failed = Outcome.unavailable(TARGET, False, MetricsError("down"))
     # The closed loop's answer for a target whose last rebalance did not help.
     effect = Effect("variance", 0.5, 0.1, achieved=0.45, improvement_percent=10, effective=False)
